@@ -11,3 +11,6 @@ _compat.apply_all()
 from .version import __version__  # noqa: E402
 
 __all__ = ['__version__']
+
+# Registration: importing the subpackages registers their components into mmseg's registries.
+from . import apis, datasets, engine, evaluation, models  # noqa: E402,F401

@@ -1,0 +1,2 @@
+# Copyright (c) mmseg-sbce contributors.
+from .hooks import *  # noqa: F401,F403
