@@ -1,0 +1,247 @@
+# Copyright (c) mmseg-sbce contributors.
+"""Re-estimation of the target proportion Q before every SBCE phase (paper sec. 3.3)."""
+import json
+import os
+import os.path as osp
+import shutil
+import time
+from copy import deepcopy
+from dataclasses import asdict
+from typing import Optional
+
+from mmengine.dist import (all_gather_object, barrier, broadcast_object_list, get_dist_info,
+                           is_main_process)
+from mmengine.hooks import Hook
+
+from mmseg.registry import DATASETS, HOOKS
+from .phase_switch_hook import PhaseSwitchHook, unwrap
+
+Q_STATE_KEY = 'sbce_q'
+MANIFEST = 'manifest.json'
+
+
+def phase_dir(q_dir: str, phase: int) -> str:
+    return osp.join(q_dir, f'phase_{phase}')
+
+
+def _atomic_json(path: str, obj: dict) -> None:
+    tmp = f'{path}.tmp{os.getpid()}'
+    with open(tmp, 'w', encoding='utf-8') as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def point_current(q_dir: str, target: str) -> None:
+    """Atomically make ``{q_dir}/current`` a symlink to ``target``.
+
+    Dataloader workers resolve the link at every load, so they switch to the new Q at once.
+    """
+    link = osp.join(q_dir, 'current')
+    tmp = f'{link}.tmp{os.getpid()}'
+    if osp.lexists(tmp):
+        os.remove(tmp)
+    os.symlink(osp.abspath(target), tmp)
+    os.replace(tmp, link)
+
+
+def check_q_store(q_store: str, img_ids) -> None:
+    """Raise if ``q_store`` lacks a map for any training image, naming what is missing."""
+    if not osp.isdir(q_store):
+        raise FileNotFoundError(f'Q store {q_store} does not exist')
+    have = {osp.splitext(name)[0] for name in os.listdir(q_store) if name.endswith('.png')}
+    missing = sorted(set(img_ids) - have)
+    if missing:
+        shown = ', '.join(missing[:10]) + (' ...' if len(missing) > 10 else '')
+        raise ValueError(f'Q store {q_store} lacks {len(missing)} of {len(set(img_ids))} '
+                         f'training images: {shown}')
+
+
+@HOOKS.register_module()
+class QUpdateHook(Hook):
+    """Compute the per-image Q maps for the next phase with the on-training network.
+
+    Before every SBCE phase k (including the first, right after the BCE baseline phase), every
+    training image is labelled by :func:`mmseg_sbce.apis.generate_pseudo_labels` (multi-scale
+    + flip inference, eq. 9 or a background threshold, dense CRF: the same code as
+    ``tools/gen_pseudo.py``) and written to ``{q_dir}/phase_k/``. The loss then takes each
+    class's target fraction from that map *after* the same crop/rescale/flip as the image
+    (``LoadQMap`` loads it as the sample's segmentation map), so the target matches the view
+    the network sees.
+
+    Distributed: every rank labels its shard, the main process checks that all images are
+    present, writes ``manifest.json`` last and repoints ``{q_dir}/current``; all ranks wait
+    at barriers, so every rank trains on the same Q. A half-written phase directory (no
+    manifest) is deleted and recomputed, never used. The current phase is stored in the
+    checkpoint and restored on resume.
+
+    Args:
+        q_dir (str): root of the Q store (must equal ``LoadQMap.q_dir`` in the train pipeline).
+        dataset (dict): the training images with a test pipeline (no augmentation).
+        pseudo_cfg (dict): inference / labelling / CRF options for phases 2.. (eq. 9).
+        init_pseudo_cfg (dict): overrides of ``pseudo_cfg`` for the initial Q computed from the
+            BCE baseline's CAMs, e.g. ``dict(threshold=0.25)`` (the background threshold).
+        init_q_dir (str, optional): an existing Q store (e.g. from ``tools/gen_pseudo.py`` on
+            a separately trained baseline) used as the Q of phase 1 when ``bce_iters == 0``.
+        workers (int, optional): CRF worker processes per rank; default all cores / ranks.
+    """
+    priority = 'NORMAL'
+
+    def __init__(self,
+                 q_dir: str,
+                 dataset: dict,
+                 pseudo_cfg: Optional[dict] = None,
+                 init_pseudo_cfg: Optional[dict] = None,
+                 init_q_dir: Optional[str] = None,
+                 workers: Optional[int] = None):
+        self.q_dir = q_dir
+        self.dataset_cfg = dataset
+        self.pseudo_cfg = dict(pseudo_cfg or {})
+        self.init_pseudo_cfg = dict(init_pseudo_cfg or {})
+        self.init_q_dir = init_q_dir
+        self.workers = workers
+        self.q_phase = 0
+        self._dataset = None
+        self._schedule = None
+
+    # ------------------------------------------------------------------ set-up
+    def before_run(self, runner) -> None:
+        switch = [h for h in runner.hooks if isinstance(h, PhaseSwitchHook)]
+        if not switch:
+            raise RuntimeError('QUpdateHook needs a PhaseSwitchHook in custom_hooks: it '
+                               'takes the phase boundaries from it')
+        self._schedule = switch[0].schedule
+        pipeline = runner.cfg.get('train_dataloader', {}).get('dataset', {}).get(
+            'pipeline', [])
+        for step in pipeline:
+            if step.get('type') == 'LoadQMap' and osp.abspath(
+                    step.get('q_dir', '')) != osp.abspath(self.q_dir):
+                raise ValueError(
+                    f"LoadQMap reads Q from {step.get('q_dir')!r} but QUpdateHook writes "
+                    f'{self.q_dir!r}: set both from the same config variable `q_dir`')
+        if is_main_process():
+            os.makedirs(self.q_dir, exist_ok=True)
+
+    @property
+    def dataset(self):
+        if self._dataset is None:
+            self._dataset = DATASETS.build(deepcopy(self.dataset_cfg))
+        return self._dataset
+
+    def _img_ids(self) -> list:
+        ds = self.dataset
+        return [ds.get_data_info(i)['img_id'] for i in range(len(ds))]
+
+    def _schedule_state(self) -> dict:
+        return asdict(self._schedule)
+
+    # ------------------------------------------------------------------ checkpoint
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint.setdefault('meta', {})[Q_STATE_KEY] = dict(
+            q_phase=self.q_phase,
+            q_dir=osp.abspath(self.q_dir),
+            schedule=self._schedule_state())
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        state = checkpoint.get('meta', {}).get(Q_STATE_KEY)
+        if state is None:
+            raise ValueError(
+                'the checkpoint has no SBCE Q state (meta.sbce_q): it was not saved by an '
+                'SBCE run with QUpdateHook, so it cannot be resumed here; use `load_from` '
+                'to initialise weights instead of `resume`')
+        if state['schedule'] != self._schedule_state():
+            raise ValueError(
+                'cannot resume: the checkpoint comes from another phase schedule '
+                f"{state['schedule']} than this config's {self._schedule_state()}")
+        self.q_phase = int(state['q_phase'])
+        if self.q_phase > 0:
+            self._install(self._store_of(self.q_phase))
+
+    # ------------------------------------------------------------------ training
+    def before_train(self, runner) -> None:
+        needed = self._needed_phase(runner.iter)
+        if needed > self.q_phase:
+            self._update(runner, needed)
+        elif self.q_phase > 0:
+            self._install(self._store_of(self.q_phase))
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+                         outputs=None) -> None:
+        next_iter = runner.iter + 1
+        if next_iter < runner.max_iters and self._needed_phase(next_iter) > self.q_phase:
+            self._update(runner, self._needed_phase(next_iter))
+
+    def _needed_phase(self, it: int) -> int:
+        """The Q phase iteration ``it`` trains with (0: none, during the BCE baseline)."""
+        return self._schedule.phase(it)
+
+    def _store_of(self, phase: int) -> str:
+        if phase == 1 and self.init_q_dir is not None and self._schedule.bce_iters == 0:
+            return self.init_q_dir
+        return phase_dir(self.q_dir, phase)
+
+    def _install(self, store: str) -> None:
+        """Check ``store`` is complete and point ``current`` at it (main process)."""
+        if is_main_process():
+            if store != self.init_q_dir and not osp.isfile(osp.join(store, MANIFEST)):
+                raise FileNotFoundError(
+                    f'Q store {store} has no {MANIFEST}: it was never completed')
+            check_q_store(store, self._img_ids())
+            point_current(self.q_dir, store)
+        barrier()
+
+    def _update(self, runner, phase: int) -> None:
+        store = self._store_of(phase)
+        if store == self.init_q_dir:
+            runner.logger.info(f'Q for phase {phase}: using the given init_q_dir {store}')
+            self._install(store)
+            self.q_phase = phase
+            return
+
+        from mmseg_sbce.apis import generate_pseudo_labels
+        cfg = deepcopy(self.pseudo_cfg)
+        if phase == 1:  # the initial Q comes from the BCE baseline's CAMs
+            cfg.update(self.init_pseudo_cfg)
+        rank, world_size = get_dist_info()
+        if is_main_process():
+            # A directory without manifest is a half-written update: never reuse it.
+            if osp.isdir(store):
+                shutil.rmtree(store)
+            os.makedirs(store)
+        barrier()
+        runner.logger.info(f'Q update for phase {phase}: labelling '
+                           f'{len(self.dataset)} training images into {store}')
+        start = time.time()
+        summary = generate_pseudo_labels(
+            unwrap(runner.model),
+            self.dataset,
+            store,
+            cfg,
+            rank=rank,
+            world_size=world_size,
+            workers=self.workers,
+            skip_existing=False,
+            progress=is_main_process(),
+            logger=runner.logger)
+        failed = sorted(f for part in all_gather_object(summary.get('failed', []))
+                        for f in part)
+        error = [None]
+        if is_main_process():
+            try:
+                if failed:
+                    raise RuntimeError(f'Q update for phase {phase} failed on '
+                                       f'{len(failed)} images: {failed[:10]}')
+                check_q_store(store, self._img_ids())
+                _atomic_json(
+                    osp.join(store, MANIFEST),
+                    dict(phase=phase, iter=runner.iter + 1, images=len(self.dataset),
+                         pseudo_cfg=cfg, seconds=round(time.time() - start, 2)))
+                point_current(self.q_dir, store)
+            except Exception as e:  # every rank must learn about it, not hang
+                error = [repr(e)]
+        broadcast_object_list(error)
+        if error[0] is not None:
+            raise RuntimeError(error[0])
+        self.q_phase = phase
+        runner.logger.info(f'Q update for phase {phase} done in '
+                           f'{time.time() - start:.1f}s')
+        runner.message_hub.update_scalar('train/q_phase', phase)

@@ -1,0 +1,72 @@
+# Copyright (c) mmseg-sbce contributors.
+"""Percentile threshold of the classifier sub-phase (paper Sec. 3.4, Alg. 1)."""
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+
+def percentile_index(fraction: Tensor, num_pixels: int) -> Tensor:
+    """Index into a descending sort of ``num_pixels`` values for a target fraction.
+
+    ``floor(fraction * num_pixels)`` clamped into ``[0, num_pixels - 1]``: the released code
+    indexes out of range at ``fraction == 1``; we take the smallest value instead.
+
+    Args:
+        fraction (Tensor): target foreground fractions in ``[0, 1]``, any shape.
+        num_pixels (int): number of pixels of one map.
+
+    Returns:
+        Tensor: long indices of the same shape as ``fraction``.
+    """
+    idx = torch.floor(fraction.detach().double() * num_pixels).long()
+    return idx.clamp_(0, num_pixels - 1)
+
+
+@torch.no_grad()
+def percentile_threshold(probs: Tensor,
+                         fraction: Tensor,
+                         mask: Optional[Tensor] = None,
+                         fill_value: float = 0.5) -> Tensor:
+    """Value of each probability map at its target foreground fraction.
+
+    For map ``(b, c)`` with ``N = H * W`` pixels this is the value at index
+    ``floor(fraction[b, c] * N)`` (clamped into ``[0, N - 1]``) of the map sorted in
+    DESCENDING order, i.e. the ``(idx + 1)``-th largest value. So ``fraction = 0`` gives the
+    maximum and ``fraction = 1`` the minimum of the map.
+
+    It is computed with :func:`torch.kthvalue` (a selection, O(N) per map) rather than a full
+    sort. ``kthvalue`` takes one ``k`` per call, so maps are grouped by their ``k`` and each
+    group is one batched call: the number of calls is the number of distinct indices, at most
+    the number of maps selected by ``mask``.
+
+    Args:
+        probs (Tensor): probability maps ``[B, C, H, W]``.
+        fraction (Tensor): target fractions ``[B, C]`` in ``[0, 1]``.
+        mask (Tensor, optional): bool ``[B, C]``; only these maps are computed (e.g. the
+            positive classes of samples that have a Q map). Defaults to all maps.
+        fill_value (float): value returned for maps outside ``mask``.
+
+    Returns:
+        Tensor: detached thresholds ``[B, C]``, same dtype as ``probs``.
+    """
+    if probs.dim() != 4:
+        raise ValueError(f'probs must be [B, C, H, W], got shape {tuple(probs.shape)}')
+    B, C, H, W = probs.shape
+    if fraction.shape != (B, C):
+        raise ValueError(f'fraction must be [B, C] = {(B, C)}, got {tuple(fraction.shape)}')
+    num_pixels = H * W
+    flat = probs.detach().reshape(B * C, num_pixels)
+    out = flat.new_full((B * C, ), fill_value)
+    rows = torch.arange(B * C, device=probs.device)
+    if mask is not None:
+        rows = rows[mask.reshape(-1).to(torch.bool)]
+    if rows.numel() == 0:
+        return out.view(B, C)
+    idx = percentile_index(fraction.reshape(-1)[rows], num_pixels)
+    # The (idx+1)-th largest is the (N - idx)-th smallest: kthvalue is 1-based and ascending.
+    ks = num_pixels - idx
+    for k in torch.unique(ks).tolist():
+        sel = rows[ks == k]
+        out[sel] = torch.kthvalue(flat[sel], k, dim=1).values
+    return out.view(B, C)

@@ -1,0 +1,83 @@
+# Copyright (c) mmseg-sbce contributors.
+"""Train a model from a config: argparse -> Config -> Runner, as mmseg's tools/train.py.
+
+Differences from mmseg's tool: importing ``mmseg_sbce`` applies the stack fixes (checkpoint
+loading under torch's ``weights_only`` default, mmcv-lite), and under ``--launcher pytorch`` on a
+machine without CUDA the process group is initialised with gloo (mmengine's own init needs
+CUDA).
+"""
+import argparse
+import logging
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+from mmengine.runner import Runner
+
+import mmseg_sbce  # noqa: F401  (registers the plugin, applies compat fixes)
+from mmseg.registry import RUNNERS
+from mmseg_sbce.utils import init_cpu_distributed
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Train a segmentor or an SBCE classifier')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume',
+        action='store_true',
+        help='resume from the latest checkpoint in the work_dir automatically')
+    parser.add_argument(
+        '--amp', action='store_true', help='enable automatic-mixed-precision training')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, key=value pairs (see mmseg tools/train.py)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main():
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+
+    # work_dir priority: CLI > config > config file name
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+
+    if args.amp:
+        if cfg.optim_wrapper.type == 'AmpOptimWrapper':
+            print_log('AMP training is already enabled in your config.', logger='current',
+                      level=logging.WARNING)
+        else:
+            assert cfg.optim_wrapper.type == 'OptimWrapper', (
+                '`--amp` is only supported with `OptimWrapper`, got '
+                f'{cfg.optim_wrapper.type}.')
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.loss_scale = 'dynamic'
+
+    cfg.resume = args.resume
+    if args.launcher == 'pytorch':
+        init_cpu_distributed(cfg)
+
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
