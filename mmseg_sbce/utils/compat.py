@@ -10,8 +10,9 @@ The fixes, each applied at most once and each covered by a test in
    plugin's path (ResNet, DeepLab heads, losses) calls one. A full mmcv build is left alone.
 2. ``allow_mmengine_checkpoint_globals``: torch >= 2.6 loads with ``weights_only=True`` by
    default and mmengine 0.10.x calls ``torch.load`` without the flag, so resuming fails on
-   ``HistoryBuffer`` and numpy objects in the message hub. We allow-list exactly those
-   globals instead of switching the safety check off.
+   ``HistoryBuffer`` and numpy objects in the message hub. mmengine's local checkpoint loader
+   allow-lists exactly those globals (scoped to its own loads) instead of switching the
+   safety check off.
 3. ``import_mmpretrain_transforms``: ``mmpretrain.datasets.transforms`` imports torchvision,
    which does not import beside a CPU torch wheel from PyPI. Where torchvision is missing or
    broken, only ``auto_augment.py`` (RandAugment and its ops) is loaded, by file path.
@@ -80,7 +81,7 @@ def _checkpoint_globals() -> list:
         from numpy._core.multiarray import _reconstruct, scalar
     except ImportError:  # numpy 1.x
         from numpy.core.multiarray import _reconstruct, scalar  # type: ignore
-    allowed = [HistoryBuffer, _reconstruct, scalar, np.ndarray, np.dtype]
+    allowed = [HistoryBuffer, _reconstruct, scalar, np.ndarray, np.dtype, getattr]
     # numpy >= 1.25 pickles dtypes as instances of numpy.dtypes.*DType classes.
     dtypes = getattr(np, 'dtypes', None)
     if dtypes is not None:
@@ -91,17 +92,34 @@ def _checkpoint_globals() -> list:
 
 
 def allow_mmengine_checkpoint_globals() -> bool:
-    """Allow-list the globals mmengine checkpoints contain for ``weights_only`` loading.
+    """Load mmengine checkpoints under ``weights_only=True`` with an allow-list.
+
+    mmengine's local-file checkpoint loader is re-registered so that its ``torch.load`` runs
+    inside ``torch.serialization.safe_globals`` with exactly the globals mmengine checkpoints
+    contain: ``HistoryBuffer``, numpy arrays/scalars/dtypes, and ``getattr`` (HistoryBuffer
+    pickles its bound statistics methods as ``getattr(buffer, 'mean')``). The allow-list is
+    scoped to mmengine's loads (``load_from``, ``--resume``, ``load_checkpoint``); a plain
+    ``torch.load`` elsewhere keeps torch's defaults.
 
     Returns:
-        bool: True if globals were registered, False on a torch without
-        ``torch.serialization.add_safe_globals`` (< 2.4, which loads them anyway).
+        bool: True if the loader was installed, False on a torch without ``safe_globals``
+        (< 2.5, which does not default to ``weights_only=True``).
     """
     import torch
-    add = getattr(torch.serialization, 'add_safe_globals', None)
-    if add is None:
+    safe_globals = getattr(torch.serialization, 'safe_globals', None)
+    if safe_globals is None:
         return False
-    add(_checkpoint_globals())
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    def load_from_local(filename, map_location):
+        filename = osp.expanduser(filename)
+        if not osp.isfile(filename):
+            raise FileNotFoundError(f'{filename} can not be found.')
+        with safe_globals(_checkpoint_globals()):
+            return torch.load(filename, map_location=map_location)
+
+    load_from_local.__mmseg_sbce__ = True  # type: ignore[attr-defined]
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
     return True
 
 
