@@ -1,1 +1,4 @@
 # Copyright (c) mmseg-sbce contributors.
+from .sbce_classifier import SBCEClassifier
+
+__all__ = ['SBCEClassifier']

@@ -1,0 +1,376 @@
+# Copyright (c) mmseg-sbce contributors.
+"""Per-pixel multi-label classifier with logit scale and threshold branch (paper Sec. 3)."""
+import math
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from mmseg.models.utils import resize
+from mmseg.registry import MODELS
+from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
+from ..losses.percentile import percentile_threshold
+from ..utils import map_threshold
+
+TRAIN_MODES = ('bce', 'sbce-classifier', 'sbce-threshold')
+
+
+@MODELS.register_module()
+class SBCEHead(BaseModule):
+    """Spatial-BCE classifier head: foreground logit maps and adaptive thresholds.
+
+    Outputs, for ``C`` foreground classes (no background channel):
+
+    - ``cls_logits [B, C, h, w]``: per-pixel logits ``x``, a 1x1 classifier on the
+      backbone features, optionally through a 128-channel bottleneck (1x1 conv without
+      bias or activation, i.e. a rank-128 classifier as in the reference).
+    - ``thr_logits [B, C]``: threshold branch, a 1x1 conv (no bias) on the same features,
+      global-average-pooled; ``t = sigmoid(thr_logits)``. The 1x1 conv is applied after the
+      pooling, which is the same thing (both are linear) at ``1 / (h * w)`` of the cost.
+    - ``logit_scale [C]``: ``exp(T)``, ``T`` initialised to ``ln(logit_scale_init)``.
+      Training uses ``p = sigmoid(logit_scale * x)``; inference drops it (``p = sigmoid(x)``)
+      and maps the threshold instead (:func:`mmseg_sbce.models.utils.map_threshold`).
+
+    Training modes (``set_train_mode``), and where gradients go:
+
+    - ``'bce'``: the baseline, BCE on the global-average-pooled logits (``loss_bce``).
+      The logit scale is NOT used: the baseline is the plain GAP-BCE CAM classifier, whose
+      maps are read as ``sigmoid(x)`` at inference without any mapping; the scale is a
+      device of Spatial-BCE. Gradients: backbone, bottleneck, classifier.
+    - ``'sbce-classifier'`` (first theta iterations of a period, Alg. 1): Spatial-BCE with
+      ``t`` the percentile of ``p`` at the target fraction (detached) plus the KL term.
+      Gradients: backbone, bottleneck, classifier, logit scale; not the threshold branch.
+    - ``'sbce-threshold'`` (remaining iterations): Spatial-BCE with ``p`` detached and ``t``
+      from the threshold branch (``'side_mean'`` reduction), plus the KL term on the
+      classifier (active in both sub-phases, as in the reference). Gradients: threshold
+      branch; backbone through the branch (as in the reference, which detaches only ``p``;
+      ``detach_thr_feats=True`` stops that); bottleneck, classifier, scale and backbone via
+      the KL term.
+
+    Targets come from each ``SegDataSample``: ``gt_labels`` (float ``[C]`` multi-hot) and
+    ``gt_sem_seg``, the Q map (0 background, ``1..C`` classes, ``ignore_index`` unknown).
+    The target fraction of class ``c`` is ``count(map == c + 1) / count(map != ignore)``,
+    counted at the map's own resolution (a scalar per class, so no resizing is involved).
+    A sample whose map is all ``ignore_index`` (or that has no ``gt_sem_seg``) has no Q:
+
+    - it is excluded from the KL term;
+    - in ``'sbce-classifier'`` its positive-class Spatial-BCE terms are dropped (there is no
+      percentile to set ``t``, and a fixed ``t`` without the KL constraint is the collapse
+      the paper warns about), while its negative-class terms stay (image labels are known);
+    - in ``'sbce-threshold'`` it is used normally (``t`` comes from the branch, not from Q).
+
+    DDP: a parameter that takes no part in the loss of an iteration breaks gradient sync
+    unless ``find_unused_parameters=True`` (slow, and it hides real bugs). Each sub-phase
+    leaves some parameters idle (threshold branch in ``'bce'``/``'sbce-classifier'``, the
+    scale in ``'bce'``, everything but the branch when no sample has a Q in
+    ``'sbce-threshold'``), so with ``touch_idle_params=True`` the main loss gets
+    ``0 * (sum of every trainable head parameter + sum of the input features)``: every
+    parameter then receives a (zero) gradient. Side effect to know about: optimisers treat
+    a zero gradient as a gradient, so SGD momentum and weight decay keep acting on idle
+    parameters (a None gradient would skip them).
+
+    Args:
+        in_channels (int): channels of the selected backbone feature.
+        num_classes (int): number of foreground classes ``C``.
+        channels (int, optional): bottleneck width; ``None`` or 0 for a direct 1x1
+            classifier. Defaults to 128.
+        in_index (int): which backbone output to use. Defaults to -1 (the last).
+        logit_scale_init (float): initial logit scale. Defaults to 10.
+        dropout_ratio (float): Dropout2d on the classifier input. Defaults to 0.
+        train_mode (str): initial training mode. Defaults to ``'bce'``.
+        detach_thr_feats (bool): stop the threshold loss at the branch input.
+            Defaults to False (reference behaviour).
+        threshold_reduction (str): Spatial-BCE reduction in ``'sbce-threshold'``.
+            Defaults to ``'side_mean'`` (reference).
+        touch_idle_params (bool): add the zero-weighted term described above.
+        ignore_index (int): unknown label in the Q map. Defaults to 255.
+        align_corners (bool): for resizing logits at inference. Defaults to False.
+        loss_bce (dict): baseline loss on GAP logits; its ``loss_name`` is the key.
+        loss_sbce (dict): Spatial-BCE loss config.
+        loss_kl (dict): proportion KL loss config.
+        init_cfg (dict or list[dict], optional): initialisation config.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 num_classes: int,
+                 channels: Optional[int] = 128,
+                 in_index: int = -1,
+                 logit_scale_init: float = 10.0,
+                 dropout_ratio: float = 0.0,
+                 train_mode: str = 'bce',
+                 detach_thr_feats: bool = False,
+                 threshold_reduction: str = 'side_mean',
+                 touch_idle_params: bool = True,
+                 ignore_index: int = 255,
+                 align_corners: bool = False,
+                 loss_bce: ConfigType = dict(
+                     type='CrossEntropyLoss',
+                     use_sigmoid=True,
+                     avg_non_ignore=True,
+                     loss_weight=1.0,
+                     loss_name='loss_bce'),
+                 loss_sbce: ConfigType = dict(
+                     type='SpatialBCELoss', loss_weight=1.0, loss_name='loss_sbce'),
+                 loss_kl: ConfigType = dict(
+                     type='ProportionKLLoss', loss_weight=1.0, loss_name='loss_kl'),
+                 init_cfg: OptMultiConfig = dict(
+                     type='Xavier', layer='Conv2d', distribution='uniform')) -> None:
+        super().__init__(init_cfg)
+        if logit_scale_init <= 0:
+            raise ValueError(f'logit_scale_init must be positive, got {logit_scale_init}')
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.out_channels = num_classes
+        self.channels = channels or None
+        self.in_index = in_index
+        self.detach_thr_feats = detach_thr_feats
+        self.threshold_reduction = threshold_reduction
+        self.touch_idle_params = touch_idle_params
+        self.ignore_index = ignore_index
+        self.align_corners = align_corners
+
+        self.dropout = nn.Dropout2d(dropout_ratio) if dropout_ratio > 0 else None
+        if self.channels:
+            self.bottleneck = nn.Conv2d(in_channels, self.channels, 1, bias=False)
+            self.conv_cls = nn.Conv2d(self.channels, num_classes, 1, bias=False)
+        else:
+            self.bottleneck = None
+            self.conv_cls = nn.Conv2d(in_channels, num_classes, 1, bias=False)
+        self.conv_thr = nn.Conv2d(in_channels, num_classes, 1, bias=False)
+        # T_c of the paper; s_c = exp(T_c) keeps the scale positive.
+        self.T = nn.Parameter(torch.full((num_classes, ), math.log(logit_scale_init)))
+
+        self.loss_bce = MODELS.build(loss_bce)
+        self.loss_sbce = MODELS.build(loss_sbce)
+        self.loss_kl = MODELS.build(loss_kl)
+        self._train_mode = 'bce'
+        self.set_train_mode(train_mode)
+
+    # ------------------------------------------------------------------ mode and scale
+    @property
+    def train_mode(self) -> str:
+        """str: the current training mode, one of ``TRAIN_MODES``."""
+        return self._train_mode
+
+    def set_train_mode(self, mode: str) -> None:
+        """Switch the training objective (see the class docstring).
+
+        Args:
+            mode (str): ``'bce' | 'sbce-classifier' | 'sbce-threshold'``.
+        """
+        if mode not in TRAIN_MODES:
+            raise ValueError(f'train mode must be one of {TRAIN_MODES}, got {mode!r}')
+        self._train_mode = mode
+
+    @property
+    def logit_scale(self) -> Tensor:
+        """Tensor: per-class logit scale ``exp(T)``, ``[C]``."""
+        return self.T.exp()
+
+    # ------------------------------------------------------------------------ forward
+    def _transform_inputs(self, inputs: Union[Tensor, Sequence[Tensor]]) -> Tensor:
+        """Select the backbone feature the head works on."""
+        if torch.is_tensor(inputs):
+            return inputs
+        return inputs[self.in_index]
+
+    def _forward_feats(self, feats: Tensor, detach_thr: bool = False) -> Tuple[Tensor, Tensor]:
+        x = feats if self.dropout is None else self.dropout(feats)
+        if self.bottleneck is not None:
+            x = self.bottleneck(x)
+        cls_logits = self.conv_cls(x)
+        pooled = feats.mean(dim=(2, 3), keepdim=True)
+        if detach_thr:
+            pooled = pooled.detach()
+        thr_logits = self.conv_thr(pooled).flatten(1)
+        return cls_logits, thr_logits
+
+    def forward(self, inputs: Union[Tensor, Sequence[Tensor]]) -> Tuple[Tensor, Tensor]:
+        """Compute the unscaled logit maps and the threshold logits.
+
+        Args:
+            inputs (Tensor | Sequence[Tensor]): backbone outputs.
+
+        Returns:
+            tuple[Tensor, Tensor]: ``cls_logits [B, C, h, w]`` (no logit scale) and
+            ``thr_logits [B, C]`` (pre-sigmoid).
+        """
+        return self._forward_feats(self._transform_inputs(inputs))
+
+    # ------------------------------------------------------------------------ targets
+    def get_targets(self, batch_data_samples: SampleList,
+                    device: torch.device) -> Tuple[Tensor, Tensor, Tensor]:
+        """Stack image labels, target fractions and Q validity from the data samples.
+
+        Args:
+            batch_data_samples (list[SegDataSample]): with ``gt_labels`` and optionally
+                ``gt_sem_seg`` (the Q map).
+            device (torch.device): device of the returned tensors.
+
+        Returns:
+            tuple[Tensor, Tensor, Tensor]: ``labels [B, C]`` float, ``fractions [B, C]``
+            float in ``[0, 1]``, ``valid [B]`` bool (the sample has a Q map).
+        """
+        labels, fractions, valid = [], [], []
+        C = self.num_classes
+        for sample in batch_data_samples:
+            gt_labels = sample.get('gt_labels', None)
+            if gt_labels is None:
+                raise KeyError('SBCEHead needs `gt_labels` (float [C] multi-hot) in every '
+                               'data sample; see PackWSSSInputs')
+            gt_labels = torch.as_tensor(gt_labels, dtype=torch.float32, device=device)
+            if gt_labels.shape != (C, ):
+                raise ValueError(f'gt_labels must have shape ({C},), got '
+                                 f'{tuple(gt_labels.shape)}')
+            labels.append(gt_labels)
+            frac = torch.zeros(C, device=device)
+            has_q = False
+            if 'gt_sem_seg' in sample:
+                seg = sample.gt_sem_seg.data.to(device).reshape(-1).long()
+                seg = seg[seg != self.ignore_index]
+                if seg.numel() > 0:
+                    # Labels outside 0..C (other than ignore) count as "not class c".
+                    seg = seg.clamp(0, C + 1)
+                    counts = torch.bincount(seg, minlength=C + 2)[1:C + 1]
+                    frac = counts.float() / seg.numel()
+                    has_q = True
+            fractions.append(frac)
+            valid.append(has_q)
+        return (torch.stack(labels), torch.stack(fractions),
+                torch.tensor(valid, dtype=torch.bool, device=device))
+
+    # -------------------------------------------------------------------------- loss
+    def loss(self,
+             inputs: Union[Tensor, Sequence[Tensor]],
+             batch_data_samples: SampleList,
+             train_cfg: OptConfigType = None) -> Dict[str, Tensor]:
+        """Forward and compute the losses of the current training mode.
+
+        Args:
+            inputs (Tensor | Sequence[Tensor]): backbone outputs.
+            batch_data_samples (list[SegDataSample]): see :meth:`get_targets`.
+            train_cfg (dict, optional): unused, for mmseg API compatibility.
+
+        Returns:
+            dict[str, Tensor]: ``loss_bce`` (``'bce'``) or ``loss_sbce`` and ``loss_kl``,
+            plus the diagnostics ``mean_thr`` (sbce modes), ``frac_gap`` and ``mean_scale``.
+        """
+        feats = self._transform_inputs(inputs)
+        detach_thr = self.train_mode == 'sbce-threshold' and self.detach_thr_feats
+        outputs = self._forward_feats(feats, detach_thr=detach_thr)
+        labels, fractions, valid = self.get_targets(batch_data_samples, feats.device)
+        losses = self.loss_by_feat(outputs, labels, fractions, valid)
+        if self.touch_idle_params:
+            # Zero-weighted term: every trainable head parameter and the backbone (via the
+            # features) get a zero gradient even when idle in this mode; see class doc.
+            touch = feats.sum() * 0.
+            for param in self.parameters():
+                if param.requires_grad:
+                    touch = touch + param.sum() * 0.
+            main_key = (self.loss_bce.loss_name
+                        if self.train_mode == 'bce' else self.loss_sbce.loss_name)
+            losses[main_key] = losses[main_key] + touch
+        return losses
+
+    def loss_by_feat(self, outputs: Tuple[Tensor, Tensor], labels: Tensor,
+                     fractions: Tensor, valid: Tensor) -> Dict[str, Tensor]:
+        """Compute the losses of the current mode from the head outputs.
+
+        Args:
+            outputs (tuple[Tensor, Tensor]): ``cls_logits [B, C, h, w]`` (unscaled) and
+                ``thr_logits [B, C]``.
+            labels (Tensor): ``[B, C]`` multi-hot.
+            fractions (Tensor): ``[B, C]`` target fractions.
+            valid (Tensor): ``[B]`` bool, the sample has a Q map.
+
+        Returns:
+            dict[str, Tensor]: losses and diagnostics (see :meth:`loss`).
+        """
+        cls_logits, thr_logits = outputs
+        labels = labels.to(cls_logits.dtype)
+        positive = labels > 0.5
+        with_q = positive & valid[:, None]
+        losses: Dict[str, Tensor] = {}
+        if self.train_mode == 'bce':
+            gap_logits = cls_logits.mean(dim=(2, 3))
+            losses[self.loss_bce.loss_name] = self.loss_bce(gap_logits, labels)
+            losses['frac_gap'] = self._frac_gap(cls_logits, fractions, with_q)
+        else:
+            scaled = cls_logits * self.logit_scale.view(1, -1, 1, 1)
+            if self.train_mode == 'sbce-classifier':
+                # Selection commutes with the increasing sigmoid: select on logits and map
+                # the chosen values, instead of a sigmoid over every map.
+                thr = percentile_threshold(scaled, fractions, mask=with_q,
+                                           fill_value=0.).sigmoid()
+                # Positive classes without a Q map carry no threshold: drop their terms.
+                weight = (~(positive & ~valid[:, None])).to(scaled.dtype)
+                loss_sbce = self.loss_sbce(scaled, labels, thr, weight=weight)
+                used = with_q
+            else:
+                thr = thr_logits.sigmoid()
+                loss_sbce = self.loss_sbce(
+                    scaled.detach(),
+                    labels,
+                    thr,
+                    reduction_override=self.threshold_reduction)
+                used = positive
+            losses[self.loss_sbce.loss_name] = loss_sbce
+            losses[self.loss_kl.loss_name] = self.loss_kl(scaled, labels, fractions, valid)
+            losses['mean_thr'] = _masked_mean(thr.detach(), used)
+            losses['frac_gap'] = self._frac_gap(scaled, fractions, with_q)
+        losses['mean_scale'] = self.logit_scale.detach().mean()
+        return losses
+
+    @staticmethod
+    def _frac_gap(logits: Tensor, fractions: Tensor, mask: Tensor) -> Tensor:
+        """Mean ``|mean_hw(sigmoid(logits)) - target|`` over the masked maps (0 if none)."""
+        with torch.no_grad():
+            if not mask.any():
+                return logits.new_zeros(())
+            pred = logits[mask].sigmoid().mean(dim=(1, 2))
+            return (pred - fractions[mask].to(pred)).abs().mean()
+
+    # ------------------------------------------------------------------------ predict
+    def predict(self, inputs: Union[Tensor, Sequence[Tensor]], batch_img_metas: List[dict],
+                test_cfg: OptConfigType = None) -> Tuple[Tensor, Tensor]:
+        """Forward for inference.
+
+        Args:
+            inputs (Tensor | Sequence[Tensor]): backbone outputs.
+            batch_img_metas (list[dict]): image metas (``pad_shape`` / ``img_shape``).
+            test_cfg (dict, optional): unused.
+
+        Returns:
+            tuple[Tensor, Tensor]: see :meth:`predict_by_feat`.
+        """
+        return self.predict_by_feat(self.forward(inputs), batch_img_metas)
+
+    def predict_by_feat(self, outputs: Tuple[Tensor, Tensor],
+                        batch_img_metas: List[dict]) -> Tuple[Tensor, Tensor]:
+        """Resize the logits to the (padded) input size and map the thresholds.
+
+        Args:
+            outputs (tuple[Tensor, Tensor]): ``cls_logits`` and ``thr_logits``.
+            batch_img_metas (list[dict]): image metas.
+
+        Returns:
+            tuple[Tensor, Tensor]: unscaled logits ``[B, C, H, W]`` at the padded input
+            size (bilinear, before the sigmoid, as in the reference) and thresholds
+            ``t' = sigmoid(thr_logits / s)`` ``[B, C]`` in the unscaled space.
+        """
+        cls_logits, thr_logits = outputs
+        meta = batch_img_metas[0]
+        size = meta.get('pad_shape', meta['img_shape'])[:2]
+        seg_logits = resize(
+            cls_logits, size=size, mode='bilinear', align_corners=self.align_corners)
+        thr = map_threshold(thr_logits, self.logit_scale, from_logits=True)
+        return seg_logits, thr
+
+
+def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``values`` where ``mask`` holds, 0 if it never does."""
+    mask = mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp(min=1)

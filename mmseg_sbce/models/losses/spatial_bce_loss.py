@@ -1,0 +1,244 @@
+# Copyright (c) mmseg-sbce contributors.
+"""Spatial-BCE loss (paper eq. 1-5)."""
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmseg.registry import MODELS
+
+REDUCTIONS = ('none', 'sum', 'mean', 'side_mean')
+
+
+def positive_uncertainty(probs: Tensor,
+                         thr: Tensor,
+                         min_thr: float = 1e-4,
+                         min_sq: float = 1e-8) -> Tensor:
+    """Uncertainty ``R(p)`` of a positive class (eq. 3-5).
+
+    ``p <= t``: ``1 - (1 - p / t)^2`` (eq. 4, ``beta = 1 / t^2``);
+    ``p > t``: ``1 - ((p - t) / (1 - t))^2`` (eq. 3, ``alpha = 1 / (1 - t)^2``).
+    Both halves are 1 at ``p = t`` and 0 at ``p = 0`` / ``p = 1``; the derivative in ``p`` is
+    0 at ``p = t``, positive below it and negative above it, so gradient descent pushes
+    pixels away from the threshold.
+
+    Args:
+        probs (Tensor): probabilities, any shape.
+        thr (Tensor): thresholds broadcastable to ``probs``.
+        min_thr (float): lower clamp of ``t`` (keeps ``1 / t^2`` finite).
+        min_sq (float): lower clamp of ``(1 - t)^2`` (keeps ``alpha`` finite at ``t = 1``).
+
+    Returns:
+        Tensor: ``R`` with the broadcast shape, in ``[1 - 1 / min_sq, 1]``.
+    """
+    t = thr.clamp(min=min_thr)
+    d = probs - t
+    # Both denominators are clamped away from 0, so the branch torch.where does not select
+    # stays finite too and cannot leak NaN into the backward pass.
+    denom = torch.where(d <= 0, t * t, ((1 - t) * (1 - t)).clamp(min=min_sq))
+    return 1 - d * d / denom
+
+
+class _SpatialBCESum(torch.autograd.Function):
+    """Weighted sum of all Spatial-BCE terms, with a hand-written backward.
+
+    Autograd through the row gather of the positive maps costs a full-size ``index_add``
+    plus a full-size gradient accumulation, and ``softplus_backward`` another pass. Here
+    the whole logit gradient is one ``sigmoid`` and one scaling pass (the negative term's
+    derivative), with the few positive rows overwritten in place. First-order only.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, thr: Tensor, pos_rows: Tensor, w_pos: Tensor, w_neg: Tensor,
+                min_thr: float, min_sq: float) -> Tensor:
+        # x [R, N] logits, thr [R], pos_rows [P], w_pos / w_neg [R]
+        total = (F.softplus(x).sum(1) * w_neg).sum()
+        probs = x.index_select(0, pos_rows).sigmoid()
+        thr_rows = thr.index_select(0, pos_rows).unsqueeze(1)
+        t = thr_rows.clamp(min=min_thr)
+        d = probs - t
+        below = d <= 0
+        one_minus = 1 - t
+        denom = torch.where(below, t * t, (one_minus * one_minus).clamp(min=min_sq))
+        w_rows = w_pos.index_select(0, pos_rows).unsqueeze(1)
+        total = total + ((1 - d * d / denom) * w_rows).sum()
+        ctx.save_for_backward(x, thr_rows, pos_rows, w_neg, probs, t, d, below, denom, w_rows)
+        ctx.min_thr, ctx.min_sq = min_thr, min_sq
+        ctx.thr_shape = thr.shape
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        x, thr_rows, pos_rows, w_neg, probs, t, d, below, denom, w_rows = ctx.saved_tensors
+        grad_x = grad_thr = None
+        # dR/dp = -2 d / denom
+        if ctx.needs_input_grad[0]:
+            # d softplus(x) / dx = sigmoid(x); positive rows have w_neg = 0 and are
+            # overwritten with their own gradient: dR/dx = dR/dp * p (1 - p).
+            grad_x = torch.sigmoid(x).mul_((w_neg * grad_out).unsqueeze(1))
+            grad_pos = (-2 * grad_out) * d / denom * probs * (1 - probs) * w_rows
+            grad_x.index_copy_(0, pos_rows, grad_pos)
+        if ctx.needs_input_grad[1]:
+            # R = 1 - d^2 / D(t), d = p - t: dR/dt = 2 d / D + d^2 D'(t) / D^2 with
+            # D = t^2 below (D' = 2t) and D = max((1-t)^2, min_sq) above (D' = -2(1-t) when
+            # not clamped); the clamp of t itself passes no gradient below min_thr.
+            one_minus = 1 - t
+            d_denom = torch.where(below, 2 * t,
+                                  torch.where(one_minus * one_minus > ctx.min_sq,
+                                              -2 * one_minus, torch.zeros_like(t)))
+            grad_t = (2 * d / denom + d * d * d_denom / (denom * denom)) * w_rows
+            grad_t = grad_t.sum(1, keepdim=True) * grad_out
+            grad_t = grad_t * (thr_rows >= ctx.min_thr).to(grad_t.dtype)
+            grad_thr = torch.zeros(ctx.thr_shape, dtype=grad_t.dtype, device=grad_t.device)
+            grad_thr.index_copy_(0, pos_rows, grad_t.squeeze(1))
+        return grad_x, grad_thr, None, None, None, None, None
+
+
+def spatial_bce_loss(logits: Tensor,
+                     labels: Tensor,
+                     thr: Tensor,
+                     weight: Optional[Tensor] = None,
+                     reduction: str = 'mean',
+                     avg_factor: Optional[float] = None,
+                     min_thr: float = 1e-4,
+                     min_sq: float = 1e-8) -> Tensor:
+    """Spatial-BCE: ``R(p)`` for positive classes, ``-log(1 - p)`` for negative ones (eq. 1).
+
+    ``p = sigmoid(logits)``; the negative term is ``softplus(logits)``, the exact and stable
+    form of ``-log(1 - sigmoid(x))`` (no ``1 - p`` clamp needed, finite for every finite
+    logit).
+
+    Reductions:
+
+    - ``'mean'`` (classifier sub-phase): sum of all weighted terms divided by the number of
+      weighted elements, ``H * W * sum(weight)``; with no weight that is ``B * C * H * W``,
+      the released code's reduction.
+    - ``'side_mean'`` (threshold sub-phase): ``sum(R below t) / #(below-t pixels) +
+      sum(R above t) / #(above-t pixels)`` over the pixels of positive classes, counts taken
+      over the whole batch (weighted). A side with no pixels contributes 0 (the released
+      code divides by zero there). Negative classes are NOT included: in this sub-phase
+      ``p`` is detached, ``t`` only enters positive terms, so negative terms would add a
+      gradient-free constant to the logged value and nothing to training.
+    - ``'sum'``: sum of all weighted terms; ``'none'``: the weighted ``[B, C, H, W]`` terms.
+
+    The computation is arranged for speed (see ``benchmarks/bench_spatial_bce.py``): the
+    negative term is reduced per map with a ``[B, C]`` weight, the uncertainty is evaluated
+    only on the (few) positive maps, and ``'mean'`` / ``'sum'`` use a hand-written backward
+    (first-order only; checked against autograd by ``gradcheck`` in the tests).
+
+    Args:
+        logits (Tensor): ``[B, C, H, W]`` logits, already multiplied by the logit scale.
+        labels (Tensor): ``[B, C]`` multi-hot image labels (``> 0.5`` is positive).
+        thr (Tensor): ``[B, C]`` thresholds in ``(0, 1)`` (clamped to ``>= min_thr``).
+        weight (Tensor, optional): ``[B, C]`` non-negative per-map weights (e.g. 0 drops
+            the positive terms of a sample without a Q map).
+        reduction (str): one of ``'none' | 'sum' | 'mean' | 'side_mean'``.
+        avg_factor (float, optional): denominator overriding the one of ``'mean'``.
+        min_thr (float): lower clamp of ``t``.
+        min_sq (float): lower clamp of ``(1 - t)^2``.
+
+    Returns:
+        Tensor: the reduced loss (a scalar) or ``[B, C, H, W]`` for ``'none'``.
+    """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f'reduction must be one of {REDUCTIONS}, got {reduction!r}')
+    if logits.dim() != 4:
+        raise ValueError(f'logits must be [B, C, H, W], got {tuple(logits.shape)}')
+    B, C, H, W = logits.shape
+    if labels.shape != (B, C) or thr.shape != (B, C):
+        raise ValueError(f'labels and thr must be [B, C] = {(B, C)}, got '
+                         f'{tuple(labels.shape)} and {tuple(thr.shape)}')
+    x = logits.reshape(B * C, H * W)
+    is_pos = labels.reshape(-1) > 0.5
+    if weight is None:
+        w = torch.ones_like(is_pos, dtype=logits.dtype)
+    else:
+        if weight.shape != (B, C):
+            raise ValueError(f'weight must be [B, C] = {(B, C)}, got {tuple(weight.shape)}')
+        w = weight.reshape(-1).to(logits.dtype)
+    w_pos = torch.where(is_pos, w, torch.zeros_like(w))
+    w_neg = w - w_pos
+    # Positive rows are usually a small minority (1-3 classes per image): work on them only.
+    pos_rows = torch.nonzero(is_pos & (w != 0)).squeeze(1)
+    if reduction in ('sum', 'mean'):
+        total = _SpatialBCESum.apply(x, thr.reshape(-1).to(logits.dtype), pos_rows, w_pos,
+                                     w_neg, min_thr, min_sq)
+        if reduction == 'sum':
+            return total
+        if avg_factor is None:
+            avg_factor = w.sum() * (H * W)
+            # All weights zero: the sum is zero as well, return it rather than 0 / 0.
+            avg_factor = torch.where(avg_factor > 0, avg_factor, torch.ones_like(avg_factor))
+        return total / avg_factor
+
+    probs_pos = x.index_select(0, pos_rows).sigmoid()
+    thr_pos = thr.reshape(-1).index_select(0, pos_rows).to(logits.dtype).unsqueeze(1)
+    unc = positive_uncertainty(probs_pos, thr_pos, min_thr, min_sq)
+    w_rows = w_pos.index_select(0, pos_rows).unsqueeze(1)
+    if reduction == 'side_mean':
+        below = (probs_pos <= thr_pos.clamp(min=min_thr)).to(unc.dtype) * w_rows
+        above = w_rows - below
+        n_below, n_above = below.sum(), above.sum()
+        # A side without pixels has a zero sum: divide by 1 there instead of 0.
+        one = torch.ones_like(n_below)
+        return ((unc * below).sum() / torch.where(n_below > 0, n_below, one) +
+                (unc * above).sum() / torch.where(n_above > 0, n_above, one))
+    out = F.softplus(x) * w_neg.unsqueeze(1)  # reduction == 'none'
+    out = out.index_copy(0, pos_rows, unc * w_rows)
+    return out.view(B, C, H, W)
+
+
+@MODELS.register_module()
+class SpatialBCELoss(nn.Module):
+    """Spatial-BCE loss module (paper eq. 1-5), mmseg loss API.
+
+    Args:
+        reduction (str): default reduction, ``'mean'`` (classifier sub-phase) or
+            ``'side_mean'`` (threshold sub-phase), also ``'sum'`` / ``'none'``.
+        loss_weight (float): multiplier of the loss.
+        min_thr (float): lower clamp of the threshold ``t``.
+        min_sq (float): lower clamp of ``(1 - t)^2``.
+        loss_name (str): key of the loss in the loss dict; must start with ``loss_`` to
+            be back-propagated.
+    """
+
+    def __init__(self,
+                 reduction: str = 'mean',
+                 loss_weight: float = 1.0,
+                 min_thr: float = 1e-4,
+                 min_sq: float = 1e-8,
+                 loss_name: str = 'loss_sbce') -> None:
+        super().__init__()
+        if reduction not in REDUCTIONS:
+            raise ValueError(f'reduction must be one of {REDUCTIONS}, got {reduction!r}')
+        self.reduction = reduction
+        self.loss_weight = loss_weight
+        self.min_thr = min_thr
+        self.min_sq = min_sq
+        self._loss_name = loss_name
+
+    def forward(self,
+                logits: Tensor,
+                labels: Tensor,
+                thr: Tensor,
+                weight: Optional[Tensor] = None,
+                avg_factor: Optional[float] = None,
+                reduction_override: Optional[str] = None) -> Tensor:
+        """Compute the loss; see :func:`spatial_bce_loss` for the arguments."""
+        reduction = reduction_override or self.reduction
+        return self.loss_weight * spatial_bce_loss(
+            logits,
+            labels,
+            thr,
+            weight=weight,
+            reduction=reduction,
+            avg_factor=avg_factor,
+            min_thr=self.min_thr,
+            min_sq=self.min_sq)
+
+    @property
+    def loss_name(self) -> str:
+        """str: key of this loss in the loss dict."""
+        return self._loss_name

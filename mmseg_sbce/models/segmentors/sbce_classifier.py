@@ -1,0 +1,201 @@
+# Copyright (c) mmseg-sbce contributors.
+"""Classification network of Spatial-BCE: backbone + SBCEHead, eq. 9 prediction."""
+from typing import List, Optional, Tuple
+
+import torch
+from mmengine.structures import PixelData
+from torch import Tensor
+
+from mmseg.models.segmentors.base import BaseSegmentor
+from mmseg.models.utils import resize
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, OptSampleList, SampleList
+from ..utils import eq9_scores
+
+
+@MODELS.register_module()
+class SBCEClassifier(BaseSegmentor):
+    """Multi-label classifier trained with (Spatial-)BCE whose prediction is a segmentation.
+
+    ``loss`` trains with image labels (and the Q map) in the head's current mode (see
+    :class:`SBCEHead`); ``predict`` labels pixels by eq. 9 so that mmseg's ``IoUMetric`` and
+    ``tools/test.py`` score pseudo-label quality directly.
+
+    Prediction (single scale, one pass; multi-scale + flip lives in
+    ``mmseg_sbce.apis.pseudo_label``): the unscaled logits are upsampled bilinearly to the
+    padded input, padding is removed, flips are undone, they are resized to ``ori_shape``
+    and turned into ``p = sigmoid(x)`` (no logit scale). Then, with ``test_cfg``:
+
+    - ``threshold='adaptive'`` (default): eq. 9 with the learned threshold mapped into the
+      unscaled space, ``t'_c = sigmoid(thr_logit_c / s_c)``: label
+      ``argmax_c (p_c - t'_c)`` over the allowed classes, background where that is ``<= 0``.
+    - ``threshold=<float>``: a fixed background threshold ``b``: ``argmax_c p_c`` over the
+      allowed classes if its value is ``> b``, else background (eq. 9 with ``t_c = b``).
+      With ``max_normalize=True`` each class map is first divided by its maximum (the
+      classical CAM convention, where thresholds such as 0.2-0.4 are meaningful); only
+      allowed with a fixed threshold, since ``t'`` lives in the unnormalised space.
+    - ``use_gt_labels=True`` (default): allowed classes are the sample's ``gt_labels``
+      (image labels, as for pseudo-labels) when present, else all classes.
+
+    Each output sample gets ``pred_sem_seg`` ``[1, H, W]`` (0 background, ``c + 1`` class
+    ``c``) and ``seg_logits`` ``[C + 1, H, W]``: the eq. 9 scores (background 0, allowed
+    classes ``p_c - t_c``, others -2), whose argmax is ``pred_sem_seg``.
+
+    Args:
+        backbone (dict): backbone config (any mmseg/mmpretrain backbone).
+        decode_head (dict): :class:`SBCEHead` config; its ``in_channels`` must match the
+            backbone feature it reads.
+        train_cfg (dict, optional): passed to the head's ``loss``.
+        test_cfg (dict, optional): ``threshold``, ``max_normalize``, ``use_gt_labels``.
+        data_preprocessor (dict, optional): e.g. ``SegDataPreProcessor``.
+        init_cfg (dict, optional): initialisation config.
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 decode_head: ConfigType,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        self.decode_head = MODELS.build(decode_head)
+        self.align_corners = self.decode_head.align_corners
+        self.num_classes = self.decode_head.num_classes
+        # prediction has a background channel in front of the C foreground classes
+        self.out_channels = self.num_classes + 1
+        self.train_cfg = train_cfg
+        self.test_cfg = dict(threshold='adaptive', max_normalize=False, use_gt_labels=True)
+        self.test_cfg.update(test_cfg or {})
+        threshold = self.test_cfg['threshold']
+        if threshold != 'adaptive' and not isinstance(threshold, (int, float)):
+            raise ValueError(f"test_cfg.threshold must be 'adaptive' or a number, got "
+                             f'{threshold!r}')
+        if threshold == 'adaptive' and self.test_cfg['max_normalize']:
+            raise ValueError('max_normalize needs a fixed threshold: the adaptive '
+                             "threshold t' is defined on unnormalised probabilities")
+
+    # -------------------------------------------------------------------- train mode
+    @property
+    def train_mode(self) -> str:
+        """str: the head's training mode."""
+        return self.decode_head.train_mode
+
+    def set_train_mode(self, mode: str) -> None:
+        """Switch the training objective: ``'bce' | 'sbce-classifier' | 'sbce-threshold'``."""
+        self.decode_head.set_train_mode(mode)
+
+    # ----------------------------------------------------------------------- forward
+    def extract_feat(self, inputs: Tensor) -> Tuple[Tensor, ...]:
+        """Backbone features."""
+        return self.backbone(inputs)
+
+    def extract_maps(self, inputs: Tensor) -> Tuple[Tensor, Tensor]:
+        """Unscaled classifier logits and threshold logits (the inference interface).
+
+        Args:
+            inputs (Tensor): normalised images ``[B, 3, H, W]``.
+
+        Returns:
+            tuple[Tensor, Tensor]: ``cls_logits [B, C, h, w]`` without the logit scale and
+            ``thr_logits [B, C]`` before the sigmoid (``t = sigmoid(thr_logits)`` lives in
+            the scaled space; see :func:`mmseg_sbce.models.utils.map_threshold`).
+        """
+        return self.decode_head(self.extract_feat(inputs))
+
+    def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
+        """Unscaled logits resized to the (padded) input size."""
+        return self.decode_head.predict(self.extract_feat(inputs), batch_img_metas)[0]
+
+    def _forward(self, inputs: Tensor, data_samples: OptSampleList = None) -> Tuple[Tensor,
+                                                                                  Tensor]:
+        """Network forward: ``(cls_logits, thr_logits)`` as :meth:`extract_maps`."""
+        return self.extract_maps(inputs)
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """Losses of the current training mode (see :class:`SBCEHead`)."""
+        return self.decode_head.loss(self.extract_feat(inputs), data_samples, self.train_cfg)
+
+    # ----------------------------------------------------------------------- predict
+    def predict(self, inputs: Tensor, data_samples: OptSampleList = None) -> SampleList:
+        """Eq. 9 segmentation of a batch (see the class docstring).
+
+        Args:
+            inputs (Tensor): normalised images ``[B, 3, H, W]``.
+            data_samples (list[SegDataSample], optional): with metainfo (``ori_shape``,
+                ``img_shape``, padding, flip) and optionally ``gt_labels``.
+
+        Returns:
+            list[SegDataSample]: with ``pred_sem_seg`` and ``seg_logits``.
+        """
+        if data_samples is not None:
+            batch_img_metas = [sample.metainfo for sample in data_samples]
+        else:
+            batch_img_metas = [
+                dict(
+                    ori_shape=inputs.shape[2:],
+                    img_shape=inputs.shape[2:],
+                    pad_shape=inputs.shape[2:],
+                    padding_size=[0, 0, 0, 0])
+            ] * inputs.shape[0]
+        seg_logits, thr = self.decode_head.predict(
+            self.extract_feat(inputs), batch_img_metas, self.test_cfg)
+        return self.postprocess_eq9(seg_logits, thr, data_samples)
+
+    def postprocess_eq9(self,
+                        seg_logits: Tensor,
+                        thr: Tensor,
+                        data_samples: OptSampleList = None) -> SampleList:
+        """Undo padding/flip, resize to ``ori_shape`` and label by eq. 9.
+
+        Args:
+            seg_logits (Tensor): unscaled logits ``[B, C, H, W]`` at the padded input size.
+            thr (Tensor): mapped thresholds ``t'`` ``[B, C]`` (used when adaptive).
+            data_samples (list[SegDataSample], optional): the input samples, updated in place.
+
+        Returns:
+            list[SegDataSample]: with ``pred_sem_seg`` and ``seg_logits``.
+        """
+        B, _, H, W = seg_logits.shape
+        only_prediction = data_samples is None
+        if only_prediction:
+            data_samples = [SegDataSample() for _ in range(B)]
+        threshold = self.test_cfg['threshold']
+        for i in range(B):
+            logits = seg_logits[i:i + 1]
+            labels_mask: Optional[Tensor] = None
+            if not only_prediction:
+                meta = data_samples[i].metainfo
+                pad = meta.get('img_padding_size', meta.get('padding_size', [0] * 4))
+                left, right, top, bottom = pad
+                logits = logits[:, :, top:H - bottom, left:W - right]
+                if meta.get('flip', False):
+                    direction = meta.get('flip_direction', 'horizontal')
+                    logits = logits.flip(dims=(3, ) if direction == 'horizontal' else (2, ))
+                logits = resize(
+                    logits,
+                    size=meta['ori_shape'],
+                    mode='bilinear',
+                    align_corners=self.align_corners,
+                    warning=False)
+                if self.test_cfg['use_gt_labels']:
+                    labels_mask = data_samples[i].get('gt_labels', None)
+            probs = logits[0].sigmoid()
+            if threshold == 'adaptive':
+                sample_thr = thr[i]
+            else:
+                sample_thr = float(threshold)
+                if self.test_cfg['max_normalize']:
+                    peak = probs.flatten(1).max(dim=1).values.clamp(min=1e-5)
+                    probs = probs / peak[:, None, None]
+            if labels_mask is not None:
+                labels_mask = torch.as_tensor(labels_mask, device=probs.device)
+            scores = eq9_scores(probs, sample_thr, labels_mask)
+            data_samples[i].set_data({
+                'seg_logits': PixelData(data=scores),
+                'pred_sem_seg': PixelData(data=scores.argmax(dim=0, keepdim=True)),
+            })
+        return data_samples
+

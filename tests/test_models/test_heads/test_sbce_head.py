@@ -1,0 +1,226 @@
+# Copyright (c) mmseg-sbce contributors.
+import math
+
+import pytest
+import torch
+from mmengine.structures import PixelData
+
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg_sbce.models.heads import SBCEHead
+
+C, IN = 3, 16
+
+
+def sample(labels, seg=None):
+    s = SegDataSample()
+    s.gt_labels = torch.tensor(labels, dtype=torch.float32)
+    if seg is not None:
+        s.gt_sem_seg = PixelData(data=torch.as_tensor(seg).long()[None])
+    return s
+
+
+def batch():
+    """Two samples; the second has an all-255 Q map (no Q)."""
+    seg = torch.zeros(8, 8, dtype=torch.long)
+    seg[:3] = 1  # class 0: 24 / 64
+    seg[6:, :4] = 3  # class 2: 8 / 64
+    return [sample([1, 0, 1], seg), sample([0, 1, 1], torch.full((8, 8), 255))]
+
+
+def make_head(**kwargs):
+    torch.manual_seed(0)
+    head = MODELS.build(dict(type='SBCEHead', in_channels=IN, num_classes=C, **kwargs))
+    head.init_weights()
+    return head
+
+
+def feats():
+    torch.manual_seed(1)
+    return (torch.randn(2, IN, 6, 6).relu() + 0.1).requires_grad_()
+
+
+def grads(head, x, mode, **loss_kwargs):
+    head.set_train_mode(mode)
+    head.zero_grad()
+    x.grad = None
+    losses = head.loss([x], batch())
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    total.backward()
+    out = {name: p.grad for name, p in head.named_parameters()}
+    out['backbone'] = x.grad
+    return losses, out
+
+
+def nonzero(g):
+    return g is not None and g.abs().sum().item() > 0
+
+
+def is_zero(g):
+    return g is not None and g.abs().sum().item() == 0
+
+
+def test_forward_shapes_and_scale_init():
+    head = make_head()
+    cls_logits, thr_logits = head((torch.randn(2, 8, 5, 5), torch.randn(2, IN, 6, 6)))
+    assert cls_logits.shape == (2, C, 6, 6) and thr_logits.shape == (2, C)
+    torch.testing.assert_close(head.logit_scale, torch.full((C, ), 10.0))
+    torch.testing.assert_close(head.T.detach(), torch.full((C, ), math.log(10)))
+    direct = make_head(channels=None)
+    assert direct.bottleneck is None and direct.conv_cls.in_channels == IN
+
+
+def test_targets_fractions_and_validity():
+    head = make_head()
+    seg = torch.full((4, 5), 255)
+    seg[0, :] = 1  # 5 pixels of class 0
+    seg[1, :2] = 0
+    seg[1, 2] = 7  # a label outside 1..C counts as "not class c"
+    labels, fractions, valid = head.get_targets(
+        [sample([1, 0, 0], seg), sample([0, 1, 0]), batch()[1]], torch.device('cpu'))
+    torch.testing.assert_close(fractions[0], torch.tensor([5 / 8, 0., 0.]))
+    assert valid.tolist() == [True, False, False]
+    assert (fractions[1:] == 0).all() and labels.shape == (3, C)
+    with pytest.raises(KeyError):
+        head.get_targets([SegDataSample()], torch.device('cpu'))
+
+
+@pytest.mark.parametrize('mode, keys', [
+    ('bce', {'loss_bce', 'frac_gap', 'mean_scale'}),
+    ('sbce-classifier', {'loss_sbce', 'loss_kl', 'mean_thr', 'frac_gap', 'mean_scale'}),
+    ('sbce-threshold', {'loss_sbce', 'loss_kl', 'mean_thr', 'frac_gap', 'mean_scale'}),
+])
+def test_loss_keys_per_mode(mode, keys):
+    head = make_head()
+    head.set_train_mode(mode)
+    losses = head.loss([feats()], batch())
+    assert set(losses) == keys
+    assert all(torch.isfinite(v) for v in losses.values())
+    for key in keys - {'loss_bce', 'loss_sbce', 'loss_kl'}:
+        assert 'loss' not in key and not losses[key].requires_grad
+
+
+def test_gradient_flow_bce():
+    _, g = grads(make_head(), feats(), 'bce')
+    assert nonzero(g['backbone']) and nonzero(g['bottleneck.weight'])
+    assert nonzero(g['conv_cls.weight'])
+    assert is_zero(g['T']) and is_zero(g['conv_thr.weight'])  # touched, not trained
+
+
+def test_gradient_flow_sbce_classifier():
+    _, g = grads(make_head(), feats(), 'sbce-classifier')
+    for name in ('backbone', 'bottleneck.weight', 'conv_cls.weight', 'T'):
+        assert nonzero(g[name]), name
+    assert is_zero(g['conv_thr.weight'])
+
+
+def test_gradient_flow_sbce_threshold():
+    _, g = grads(make_head(), feats(), 'sbce-threshold')
+    for name in ('backbone', 'conv_thr.weight', 'conv_cls.weight', 'bottleneck.weight', 'T'):
+        assert nonzero(g[name]), name
+    # Without the KL term, only the branch (and the backbone through it) learns: p is
+    # detached in this sub-phase.
+    head = make_head(loss_kl=dict(type='ProportionKLLoss', loss_weight=0.0))
+    _, g = grads(head, feats(), 'sbce-threshold')
+    assert nonzero(g['conv_thr.weight']) and nonzero(g['backbone'])
+    for name in ('conv_cls.weight', 'bottleneck.weight', 'T'):
+        assert is_zero(g[name]), name
+    head = make_head(loss_kl=dict(type='ProportionKLLoss', loss_weight=0.0),
+                     detach_thr_feats=True)
+    _, g = grads(head, feats(), 'sbce-threshold')
+    assert nonzero(g['conv_thr.weight']) and is_zero(g['backbone'])
+
+
+def test_without_touch_idle_params_grads_stay_none():
+    _, g = grads(make_head(touch_idle_params=False), feats(), 'bce')
+    assert g['conv_thr.weight'] is None and g['T'] is None
+
+
+def test_sample_without_q_map():
+    head = make_head()
+    x = torch.randn(2, C, 6, 6, requires_grad=True)
+    thr_logits = torch.zeros(2, C, requires_grad=True)
+    labels, fractions, valid = head.get_targets(batch(), torch.device('cpu'))
+    assert valid.tolist() == [True, False]
+    head.set_train_mode('sbce-classifier')
+    losses = head.loss_by_feat((x, thr_logits), labels, fractions, valid)
+    (losses['loss_sbce'] + losses['loss_kl']).backward()
+    g = x.grad.abs().sum(dim=(2, 3))
+    # sample 1 (no Q): positive maps (classes 1, 2) get nothing, its negative map does
+    assert g[1, 1] == 0 and g[1, 2] == 0 and g[1, 0] > 0
+    assert (g[0] > 0).all()
+    head.set_train_mode('sbce-threshold')
+    x.grad = None
+    losses = head.loss_by_feat((x, thr_logits), labels, fractions, valid)
+    (losses['loss_sbce'] + losses['loss_kl']).backward()
+    # its threshold is still trained; its maps get no KL (no Q) and no Spatial-BCE (p detached)
+    assert (thr_logits.grad[1, 1:] != 0).all() and thr_logits.grad[1, 0] == 0
+    assert x.grad[1].abs().sum() == 0 and x.grad[0].abs().sum() > 0
+
+
+def test_logit_scale_used_in_training_not_in_inference():
+    head = make_head()
+    x = feats().detach()
+    metas = [dict(img_shape=(12, 12), pad_shape=(12, 12))] * 2
+    logits, thr = head.predict([x], metas)
+    with torch.no_grad():
+        head.T.add_(1.0)
+    logits2, thr2 = head.predict([x], metas)
+    torch.testing.assert_close(logits, logits2)  # no scale in the probability maps...
+    assert not torch.allclose(thr, thr2)  # ...the threshold is mapped instead
+    assert logits.shape == (2, C, 12, 12)
+    _, thr_logits = head([x])
+    torch.testing.assert_close(thr2, torch.sigmoid(thr_logits / head.logit_scale))
+    # training losses do depend on the scale
+    head.set_train_mode('sbce-classifier')
+    l1 = head.loss([x], batch())['loss_kl']
+    with torch.no_grad():
+        head.T.sub_(1.0)
+    assert not torch.allclose(l1, head.loss([x], batch())['loss_kl'])
+
+
+def test_bce_mode_ignores_the_scale():
+    head = make_head()
+    x = feats().detach()
+    l1 = head.loss([x], batch())['loss_bce']
+    with torch.no_grad():
+        head.T.add_(2.0)
+    torch.testing.assert_close(l1, head.loss([x], batch())['loss_bce'])
+
+
+def test_bad_mode():
+    head = make_head()
+    with pytest.raises(ValueError):
+        head.set_train_mode('cam')
+    with pytest.raises(ValueError):
+        make_head(train_mode='x')
+
+
+BACKBONES = [
+    (dict(type='ResNet38d', widen_factor=1 / 16), 256),
+    (dict(type='ResNetV1c', depth=18, stem_channels=8, base_channels=8,
+          norm_cfg=dict(type='BN')), 64),
+    (dict(type='VGG16OS8', base_channels=4, fc_channels=16, fc6_dilation=2), 16),
+]
+
+
+@pytest.mark.parametrize('backbone, channels', BACKBONES)
+def test_head_on_any_backbone(backbone, channels):
+    model = MODELS.build(backbone)
+    head = MODELS.build(dict(type='SBCEHead', in_channels=channels, num_classes=C))
+    outs = model(torch.randn(2, 3, 32, 32))
+    head.set_train_mode('sbce-classifier')
+    seg = torch.ones(8, 8)
+    losses = head.loss(outs, [sample([1, 0, 0], seg), sample([0, 0, 1], seg * 3)])
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    assert head.conv_cls.weight.grad is not None
+
+
+def test_head_on_mmpretrain_vgg():
+    try:
+        from mmpretrain.models.backbones import VGG
+    except Exception as exc:  # mmpretrain.models imports torchvision
+        pytest.skip(f'mmpretrain VGG unavailable here: {exc}')
+    outs = VGG(depth=11, out_indices=(3, ))(torch.randn(1, 3, 32, 32))
+    head = SBCEHead(in_channels=512, num_classes=C)
+    assert head(outs)[0].shape[:2] == (1, C)
