@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from .cls_labels import dump_cls_labels
 from .palette import flat_png_palette, voc_colormap
 
 #: Version of the generator's drawing rules; stored in ``meta.json``.
@@ -166,13 +167,13 @@ def _draw_image(rng: np.random.Generator, size: int, num_classes: int,
     weights = np.array([0.45, 0.4, 0.15][:max_objects], np.float64)
     num_objects = int(rng.choice(np.arange(1, max_objects + 1), p=weights / weights.sum()))
     # Fewer, larger objects or more, smaller ones; sizes are fractions of the image.
-    a_range = {1: (0.15, 0.27), 2: (0.12, 0.21), 3: (0.10, 0.17)}[num_objects]
+    a_range = {1: (0.22, 0.34), 2: (0.16, 0.25), 3: (0.13, 0.19)}[num_objects]
     occupied = np.zeros((size, size), bool)
     for _ in range(num_objects):
         for _attempt in range(40):
             a = rng.uniform(*a_range) * size
-            b = a * rng.uniform(0.5, 0.68)
-            r = b * rng.uniform(0.6, 0.72)
+            b = a * rng.uniform(0.45, 0.6)
+            r = b * rng.uniform(0.65, 0.8)
             theta = rng.uniform(0, 2 * np.pi)
             reach = a + r  # keep the whole object, head included, inside the image
             margin = reach + 2
@@ -218,6 +219,37 @@ def _draw_image(rng: np.random.Generator, size: int, num_classes: int,
     part[band] = PART_IGNORE
     labels = sorted(int(c) for c in np.unique(label) if 0 < c < 255)
     return img, label, part, labels
+
+
+def render_demo_sample(seed: int,
+                       split: str,
+                       index: int,
+                       img_size: int = 128,
+                       num_classes: int = 6,
+                       max_objects: int = 3,
+                       border_width: int = 1):
+    """Render image ``index`` of ``split`` exactly as :func:`generate_demo_dataset` does.
+
+    Args:
+        seed (int): Random seed of the data set.
+        split (str): ``'train'`` or ``'val'``.
+        index (int): Index of the image in its split.
+        img_size (int): Image side in pixels. Defaults to 128.
+        num_classes (int): Number of foreground classes C. Defaults to 6.
+        max_objects (int): Most objects per image (1..3). Defaults to 3.
+        border_width (int): Half-width of the 255 border band. Defaults to 1.
+
+    Returns:
+        tuple: ``(img, label, part, labels)``: RGB uint8 image (before JPEG encoding),
+        class map (0, 1..C, 255), part map (``PART_*`` values) and the sorted foreground
+        class ids present.
+    """
+    _check_num_classes(num_classes)
+    rng = np.random.default_rng([seed, _SPLIT_CODES[split], index])
+    return _draw_image(rng, img_size, num_classes, max_objects, border_width)
+
+
+_SPLIT_CODES = {'train': 0, 'val': 1}
 
 
 # ------------------------------------------------------------------------------ writing
@@ -283,13 +315,12 @@ def generate_demo_dataset(out_dir: str,
         from mmengine.utils import ProgressBar
         bar = ProgressBar(total)
     cls_labels: Dict[str, List[int]] = {}
-    for split_code, (split, count) in enumerate(splits.items()):
+    for split, count in splits.items():
         ids = []
         for index in range(count):
-            rng = np.random.default_rng([seed, split_code, index])
             img_id = f'{split}_{index:05d}'
-            img, label, part, labels = _draw_image(rng, img_size, num_classes,
-                                                   max_objects, border_width)
+            img, label, part, labels = render_demo_sample(
+                seed, split, index, img_size, num_classes, max_objects, border_width)
             cv2.imwrite(osp.join(dirs['JPEGImages'], img_id + '.jpg'),
                         cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
                         [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
@@ -305,9 +336,7 @@ def generate_demo_dataset(out_dir: str,
     if bar is not None:
         print()
 
-    with open(osp.join(out_dir, 'cls_labels.json'), 'w') as f:
-        json.dump(cls_labels, f, indent=0, sort_keys=True)
-        f.write('\n')
+    dump_cls_labels(cls_labels, osp.join(out_dir, 'cls_labels.json'))
     meta = dict(
         classes=demo_class_names(num_classes),
         palette=voc_colormap(num_classes + 1),
@@ -363,6 +392,6 @@ def load_demo_meta(data_root: str) -> Dict:
 
 
 __all__: Sequence[str] = [
-    'generate_demo_dataset', 'load_demo_meta', 'demo_class_names', 'MAX_DEMO_CLASSES',
-    'PART_BACKGROUND', 'PART_DISCRIMINATIVE', 'PART_BODY', 'PART_IGNORE'
+    'generate_demo_dataset', 'render_demo_sample', 'load_demo_meta', 'demo_class_names',
+    'MAX_DEMO_CLASSES', 'PART_BACKGROUND', 'PART_DISCRIMINATIVE', 'PART_BODY', 'PART_IGNORE'
 ]

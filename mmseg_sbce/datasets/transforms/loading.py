@@ -1,0 +1,135 @@
+# Copyright (c) mmseg-sbce contributors.
+"""Loading transforms: images with clear errors, and the Q map of Spatial-BCE."""
+import os.path as osp
+from typing import Optional
+
+import mmcv
+import mmengine.fileio as fileio
+import numpy as np
+from mmcv.transforms import BaseTransform, LoadImageFromFile
+from mmseg.registry import TRANSFORMS
+from PIL import Image
+
+
+@TRANSFORMS.register_module()
+class LoadCheckedImageFromFile(LoadImageFromFile):
+    """``LoadImageFromFile`` whose failures name the file and the image id.
+
+    mmcv's transform asserts on an undecodable file (an ``AssertionError``, gone under
+    ``python -O``); this one raises ``FileNotFoundError`` for a missing file and
+    ``OSError`` for a corrupt or non-image file. Same arguments as ``LoadImageFromFile``;
+    ``ignore_empty=True`` still returns None instead (the data set then refetches).
+    """
+
+    def transform(self, results: dict) -> Optional[dict]:
+        """Load ``results['img_path']`` into ``results['img']``."""
+        filename = results['img_path']
+        who = f" (img_id {results['img_id']!r})" if 'img_id' in results else ''
+        try:
+            img_bytes = fileio.get(filename, backend_args=self.backend_args)
+        except FileNotFoundError:
+            if self.ignore_empty:
+                return None
+            raise FileNotFoundError(f'image {filename}{who} not found') from None
+        try:
+            img = mmcv.imfrombytes(
+                img_bytes, flag=self.color_type, backend=self.imdecode_backend)
+        except Exception as e:  # the pillow backend raises, cv2 returns None
+            img, error = None, e
+        else:
+            error = None
+        if img is None:
+            if self.ignore_empty:
+                return None
+            reason = f': {error}' if error is not None else ''
+            raise OSError(f'cannot decode image {filename}{who}: the file is corrupt or '
+                          f'not an image ({len(img_bytes)} bytes){reason}')
+        if self.to_float32:
+            img = img.astype(np.float32)
+        results['img'] = img
+        results['img_shape'] = img.shape[:2]
+        results['ori_shape'] = img.shape[:2]
+        return results
+
+
+@TRANSFORMS.register_module()
+class LoadQMap(BaseTransform):
+    """Load the Q map (previous phase's pseudo-label) of an image as ``gt_seg_map``.
+
+    Reads ``{q_dir}/{current}/{img_id}{suffix}``: a single-channel uint8 PNG with 0
+    background, 1..C the classes and 255 unknown. The map becomes ``results['gt_seg_map']``
+    and ``'gt_seg_map'`` joins ``seg_fields``, so mmseg's geometric transforms (RandomResize,
+    RandomCrop, RandomFlip, ...) move it exactly like the image.
+
+    ``{q_dir}/{current}`` is resolved at every call, never cached: the Q hook repoints that
+    symlink between phases and every dataloader worker reads the new Q without a rebuild.
+    While it does not exist (before the first Q: the BCE phase) the map is all 255.
+
+    Required keys: ``img`` (place this right after the image loader), ``img_id``.
+    Added keys: ``gt_seg_map``, ``q_map_path`` (None without a Q). Modified: ``seg_fields``.
+
+    Args:
+        q_dir (str): The Q store (see ``docs/design.md``).
+        current (str): Name of the entry in ``q_dir`` that points at the active phase.
+            Defaults to ``'current'``.
+        suffix (str): File suffix of the maps. Defaults to ``'.png'``.
+        ignore_index (int): Value of the all-unknown map. Defaults to 255.
+    """
+
+    def __init__(self,
+                 q_dir: str,
+                 current: str = 'current',
+                 suffix: str = '.png',
+                 ignore_index: int = 255) -> None:
+        if not q_dir:
+            raise ValueError('LoadQMap needs q_dir')
+        self.q_dir = q_dir
+        self.current = current
+        self.suffix = suffix
+        self.ignore_index = ignore_index
+
+    def transform(self, results: dict) -> dict:
+        """Attach the Q map of ``results['img_id']``."""
+        if 'img' not in results:
+            raise KeyError('LoadQMap needs the image: put it after the image loader')
+        if 'img_id' not in results:
+            raise KeyError('LoadQMap needs results["img_id"] (set by the WSSS data sets)')
+        height, width = results['img'].shape[:2]
+        current = osp.join(self.q_dir, self.current)
+        if not osp.lexists(current):
+            q_map = np.full((height, width), self.ignore_index, np.uint8)
+            path = None
+        else:
+            if not osp.isdir(current):
+                raise FileNotFoundError(
+                    f'Q directory {current} is not a directory (a dangling symlink?); '
+                    f'q_dir={self.q_dir}')
+            path = osp.join(current, results['img_id'] + self.suffix)
+            try:
+                with Image.open(path) as img:
+                    q_map = np.array(img)
+            except FileNotFoundError:
+                raise FileNotFoundError(
+                    f'Q map {path} of image {results["img_id"]!r} not found in '
+                    f'q_dir={self.q_dir} (is the current phase complete?)') from None
+            except OSError as e:
+                raise OSError(f'cannot read Q map {path}: {e}') from None
+            if q_map.ndim != 2:
+                raise ValueError(f'Q map {path} must be a single-channel label map, got '
+                                 f'shape {q_map.shape}')
+            if q_map.shape != (height, width):
+                raise ValueError(
+                    f'Q map {path} has size {q_map.shape} but image '
+                    f'{results.get("img_path", results["img_id"])} has size '
+                    f'{(height, width)}')
+            q_map = q_map.astype(np.uint8, copy=False)
+        results['gt_seg_map'] = q_map
+        results['q_map_path'] = path
+        seg_fields = results.setdefault('seg_fields', [])
+        if 'gt_seg_map' not in seg_fields:
+            seg_fields.append('gt_seg_map')
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(q_dir={self.q_dir!r}, '
+                f'current={self.current!r}, suffix={self.suffix!r})')

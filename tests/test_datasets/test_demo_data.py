@@ -1,0 +1,149 @@
+# Copyright (c) mmseg-sbce contributors.
+import filecmp
+import json
+import os
+import os.path as osp
+import runpy
+
+import numpy as np
+import pytest
+import mmseg_sbce  # noqa: F401,I001  (compat fixes before mmseg is imported)
+from mmseg.datasets import PascalVOCDataset
+from PIL import Image
+
+from mmseg_sbce.datasets import generate_demo_dataset, load_cls_labels
+from mmseg_sbce.datasets.cls_labels import labels_from_mask
+from mmseg_sbce.datasets.demo_data import (PART_BODY, PART_DISCRIMINATIVE,
+                                           PART_IGNORE, render_demo_sample)
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def _ids(root, split):
+    with open(osp.join(root, 'ImageSets', 'Segmentation', f'{split}.txt')) as f:
+        return f.read().split()
+
+
+def test_layout_and_labels(demo_root, demo_kwargs):
+    train, val = _ids(demo_root, 'train'), _ids(demo_root, 'val')
+    assert len(train) == demo_kwargs['num_train'] and len(val) == demo_kwargs['num_val']
+    assert not set(train) & set(val)
+    labels = load_cls_labels(osp.join(demo_root, 'cls_labels.json'), num_classes=6)
+    assert sorted(labels) == sorted(train + val)
+    for img_id in train + val:
+        img = Image.open(osp.join(demo_root, 'JPEGImages', img_id + '.jpg'))
+        mask = Image.open(osp.join(demo_root, 'SegmentationClass', img_id + '.png'))
+        part = np.array(Image.open(osp.join(demo_root, 'SegmentationPart', img_id + '.png')))
+        assert img.mode == 'RGB' and img.size == (64, 64)
+        assert mask.mode == 'P' and mask.size == (64, 64)
+        mask = np.array(mask)
+        # the JSON labels are exactly the classes of the mask, 1..3 objects per image
+        assert labels[img_id] == labels_from_mask(mask, 6)
+        assert 1 <= len(labels[img_id]) <= 3
+        # a few-px 255 band on every object border, and the part map agrees with the mask
+        assert (mask == 255).any()
+        assert ((mask == 255) == (part == PART_IGNORE)).all()
+        assert ((mask > 0) & (mask < 255) == np.isin(part, [PART_DISCRIMINATIVE,
+                                                            PART_BODY])).all()
+    meta = json.load(open(osp.join(demo_root, 'meta.json')))
+    assert meta['classes'][0] == 'background' and len(meta['classes']) == 7
+    assert len(meta['palette']) == 7 and meta['generator']['seed'] == 3
+
+
+def test_stock_pascal_voc_dataset_reads_it(demo_root, demo_kwargs):
+    ds = PascalVOCDataset(
+        data_root=demo_root,
+        ann_file='ImageSets/Segmentation/train.txt',
+        data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'),
+        pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')])
+    assert len(ds) == demo_kwargs['num_train']
+    sample = ds[0]
+    assert sample['img'].shape == (64, 64, 3)
+    assert sample['gt_seg_map'].shape == (64, 64)
+    assert set(np.unique(sample['gt_seg_map']).tolist()) <= set(range(7)) | {255}
+
+
+def test_deterministic(tmp_path, demo_root, demo_kwargs):
+    again = str(tmp_path / 'again')
+    generate_demo_dataset(again, **demo_kwargs)
+    for sub in ('JPEGImages', 'SegmentationClass', 'SegmentationPart'):
+        names = sorted(os.listdir(osp.join(demo_root, sub)))
+        assert names == sorted(os.listdir(osp.join(again, sub)))
+        _, mismatch, errors = filecmp.cmpfiles(
+            osp.join(demo_root, sub), osp.join(again, sub), names, shallow=False)
+        assert not mismatch and not errors
+    for name in ('cls_labels.json', 'meta.json', 'ImageSets/Segmentation/train.txt'):
+        assert filecmp.cmp(osp.join(demo_root, name), osp.join(again, name), shallow=False)
+
+    other = str(tmp_path / 'other')
+    generate_demo_dataset(other, **dict(demo_kwargs, seed=4, num_val=0))
+    assert not filecmp.cmp(
+        osp.join(demo_root, 'JPEGImages', 'train_00000.jpg'),
+        osp.join(other, 'JPEGImages', 'train_00000.jpg'), shallow=False)
+
+
+def test_bad_options(tmp_path):
+    with pytest.raises(ValueError, match='num_classes'):
+        generate_demo_dataset(str(tmp_path), num_classes=0)
+    with pytest.raises(ValueError, match='num_classes'):
+        generate_demo_dataset(str(tmp_path), num_classes=11)
+    with pytest.raises(ValueError, match='max_objects'):
+        generate_demo_dataset(str(tmp_path), max_objects=4)
+
+
+def _colour_features(img, region):
+    pixels = img[region].astype(np.float64)
+    return np.concatenate([pixels.mean(0), pixels.std(0)])
+
+
+def _nearest_centroid_accuracy(features, classes):
+    """Leave-one-out nearest-centroid accuracy (standardised features)."""
+    features = (features - features.mean(0)) / (features.std(0) + 1e-6)
+    hits = 0
+    for i in range(len(features)):
+        keep = np.arange(len(features)) != i
+        centroids = {
+            c: features[keep & (classes == c)].mean(0) for c in np.unique(classes[keep])
+        }
+        pred = min(centroids, key=lambda c: np.linalg.norm(features[i] - centroids[c]))
+        hits += pred == classes[i]
+    return hits / len(features)
+
+
+def test_discriminative_part_is_class_specific_and_body_is_shared():
+    """The structural property that makes partial activation happen, without training.
+
+    Colour statistics (mean, std per channel) of a class's discriminative part identify
+    the class almost always; the same statistics of the body are at chance level.
+    """
+    num_classes = 6
+    head_f, body_f, classes = [], [], []
+    for index in range(60):
+        img, label, part, labels = render_demo_sample(7, 'train', index, 128, num_classes)
+        for c in labels:
+            head = (label == c) & (part == PART_DISCRIMINATIVE)
+            body = (label == c) & (part == PART_BODY)
+            if head.sum() < 10 or body.sum() < 10:
+                continue
+            head_f.append(_colour_features(img, head))
+            body_f.append(_colour_features(img, body))
+            classes.append(c)
+            # the body is several times larger than the discriminative part
+            assert body.sum() > 2 * head.sum()
+    classes = np.array(classes)
+    assert len(np.unique(classes)) == num_classes and len(classes) > 60
+    head_acc = _nearest_centroid_accuracy(np.array(head_f), classes)
+    body_acc = _nearest_centroid_accuracy(np.array(body_f), classes)
+    chance = 1.0 / num_classes
+    assert head_acc > 0.95
+    assert body_acc < chance + 0.15
+
+
+def test_tool(tmp_path, capsys):
+    tool = runpy.run_path(osp.join(REPO, 'tools', 'gen_demo_data.py'))
+    out = str(tmp_path / 'tool')
+    tool['main']([out, '--num-train', '3', '--num-val', '2', '--size', '48',
+                  '--num-classes', '4', '--seed', '1', '--no-progress'])
+    assert 'wrote 3 train + 2 val images' in capsys.readouterr().out
+    assert len(os.listdir(osp.join(out, 'JPEGImages'))) == 5
+    assert json.load(open(osp.join(out, 'meta.json')))['num_classes'] == 4
