@@ -20,6 +20,7 @@ The fixes, each applied at most once and each covered by a test in
    machine without CUDA we initialise a gloo process group ourselves (mmengine then skips its
    own init) and make the config CPU-safe (DDP without device ids, SyncBN -> BN).
 """
+import importlib.machinery
 import importlib.util
 import os
 import os.path as osp
@@ -54,6 +55,9 @@ def install_mmcv_ext_stub() -> bool:
 
     stub = types.ModuleType('mmcv._ext')
     setattr(stub, _MMCV_STUB_ATTR, True)
+    # A spec without loader: importlib/pkgutil look-ups (mmengine's mmcv_full_available)
+    # then answer "no compiled mmcv" instead of raising on a missing __spec__.
+    stub.__spec__ = importlib.machinery.ModuleSpec('mmcv._ext', None)
 
     def __getattr__(name: str) -> Any:  # PEP 562: called for every missing attribute
         if name.startswith('__'):

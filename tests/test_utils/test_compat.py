@@ -54,6 +54,13 @@ def test_mmcv_stub_is_idempotent():
     assert compat.install_mmcv_ext_stub() == first
 
 
+@pytest.mark.skipif(_has_full_mmcv(), reason='a full mmcv build is installed')
+def test_mmcv_stub_answers_mmengine_probe():
+    # mmengine probes for compiled mmcv (e.g. when reverting SyncBN in a non-distributed run)
+    from mmengine.utils.dl_utils import mmcv_full_available
+    assert mmcv_full_available() is False
+
+
 # ----------------------------------------------------------------- weights_only loading
 def _save_mmengine_like_checkpoint(path):
     from mmengine.logging import HistoryBuffer, MessageHub

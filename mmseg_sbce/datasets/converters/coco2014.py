@@ -43,6 +43,8 @@ from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional, Seq
 
 import numpy as np
 
+from ..coco_cls import COCO_CLASSES as COCO_CLS_NAMES
+
 COCO_CATEGORY_IDS: Tuple[int, ...] = (
     1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
     27, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51,
@@ -50,18 +52,8 @@ COCO_CATEGORY_IDS: Tuple[int, ...] = (
     78, 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90)
 """The 80 COCO 2014 category ids, sorted; position i (0-based) is class id i + 1."""
 
-COCO_CLASSES: Tuple[str, ...] = (
-    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train', 'truck', 'boat',
-    'traffic light', 'fire hydrant', 'stop sign', 'parking meter', 'bench', 'bird', 'cat',
-    'dog', 'horse', 'sheep', 'cow', 'elephant', 'bear', 'zebra', 'giraffe', 'backpack',
-    'umbrella', 'handbag', 'tie', 'suitcase', 'frisbee', 'skis', 'snowboard', 'sports ball',
-    'kite', 'baseball bat', 'baseball glove', 'skateboard', 'surfboard', 'tennis racket',
-    'bottle', 'wine glass', 'cup', 'fork', 'knife', 'spoon', 'bowl', 'banana', 'apple',
-    'sandwich', 'orange', 'broccoli', 'carrot', 'hot dog', 'pizza', 'donut', 'cake', 'chair',
-    'couch', 'potted plant', 'bed', 'dining table', 'toilet', 'tv', 'laptop', 'mouse',
-    'remote', 'keyboard', 'cell phone', 'microwave', 'oven', 'toaster', 'sink',
-    'refrigerator', 'book', 'clock', 'vase', 'scissors', 'teddy bear', 'hair drier',
-    'toothbrush')
+# The data set's METAINFO is the single definition of the class names.
+COCO_CLASSES: Tuple[str, ...] = tuple(COCO_CLS_NAMES)
 """The 80 foreground class names in class-id order (class id 1 is ``'person'``)."""
 
 CATEGORY_TO_CLASS: Dict[int, int] = {

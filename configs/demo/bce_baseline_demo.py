@@ -1,0 +1,61 @@
+# GAP-BCE baseline on the generated demo data set, with a tiny ResNet-38d trained from scratch
+# on 2 CPU cores. Its CAMs (+ dCRF) give the initial Q of configs/demo/sbce_demo.py.
+_base_ = [
+    '../_base_/models/sbce_resnet38d.py', '../_base_/datasets/demo_cls.py',
+    'mmseg::_base_/default_runtime.py'
+]
+custom_imports = dict(imports=['mmseg_sbce'], allow_failed_imports=False)
+
+crop_size = (112, 112)
+num_classes = 6
+train_iters = 1200
+# Background threshold of the baseline's CAMs (fixed-threshold eq. 9 on max-normalised
+# maps): used for validation here and for the initial Q (tools/gen_pseudo.py --threshold).
+bg_threshold = 0.3
+
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(
+        widen_factor=1 / 16,  # 256 output channels, 0.4M parameters
+        frozen_stages=-1,  # no ImageNet weights: everything trains
+        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_eval=False,
+        dropouts=(0.0, 0.0),
+        init_cfg=None),
+    decode_head=dict(in_channels=256, num_classes=num_classes, train_mode='bce'),
+    test_cfg=dict(threshold=bg_threshold, max_normalize=True))
+
+train_pipeline = [
+    dict(type='LoadCheckedImageFromFile'),
+    dict(type='RandomResize', scale=(128, 128), ratio_range=(0.75, 1.5), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=1.0),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackWSSSInputs'),
+]
+train_dataloader = dict(
+    batch_size=16,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type='DemoClsDataset',
+        data_root='data/sbce_demo',
+        ann_file='ImageSets/Segmentation/train.txt',
+        pipeline=train_pipeline))
+
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=5e-4),
+    paramwise_cfg=dict(custom_keys={'decode_head.T': dict(lr_mult=10.0, decay_mult=0.0)}))
+param_scheduler = [
+    dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=train_iters, by_epoch=False)
+]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=train_iters, val_interval=train_iters)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=train_iters,
+                    max_keep_ckpts=1))
+log_processor = dict(by_epoch=False)
+randomness = dict(seed=0)
