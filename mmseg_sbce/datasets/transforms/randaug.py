@@ -9,8 +9,10 @@ RandAugment of the paper's code) contains five of them; the list below is
 ``'timm_increasing'`` without those five::
 
     dict(type='RandAugment', _scope_='mmpretrain',
-         policies=PHOTOMETRIC_RANDAUG_POLICIES, num_policies=2, total_level=10,
+         policies='photometric', num_policies=2, total_level=10,
          magnitude_level=9, magnitude_std=0.5)
+
+(``'photometric'`` is registered into mmpretrain's preset table at import.)
 
 Geometric augmentation is left to mmseg's transforms (RandomResize, RandomCrop,
 RandomFlip), which move every map in ``seg_fields``.
@@ -53,8 +55,31 @@ def photometric_randaug(num_policies: int = 2,
     return dict(
         type='RandAugment',
         _scope_='mmpretrain',
-        policies=[dict(p) for p in PHOTOMETRIC_RANDAUG_POLICIES],
+        policies=PHOTOMETRIC_POLICY_NAME,
         num_policies=num_policies,
         total_level=total_level,
         magnitude_level=magnitude_level,
         magnitude_std=magnitude_std)
+
+
+#: The name under which the photometric policies are registered in mmpretrain's preset
+#: table, so configs can write ``policies='photometric'`` (configs cannot import Python).
+PHOTOMETRIC_POLICY_NAME = 'photometric'
+
+
+def register_photometric_policies() -> None:
+    """Add :data:`PHOTOMETRIC_RANDAUG_POLICIES` to mmpretrain's RandAugment presets.
+
+    mmpretrain's ``RandAugment(policies=<str>)`` looks the name up in its module-level
+    ``RANDAUG_POLICIES`` table; adding an entry is all it takes to use the ops unchanged.
+    """
+    import sys
+
+    from mmseg_sbce.utils.compat import import_mmpretrain_transforms
+    import_mmpretrain_transforms()
+    module = sys.modules['mmpretrain.datasets.transforms.auto_augment']
+    module.RANDAUG_POLICIES.setdefault(PHOTOMETRIC_POLICY_NAME,
+                                       [dict(p) for p in PHOTOMETRIC_RANDAUG_POLICIES])
+
+
+register_photometric_policies()

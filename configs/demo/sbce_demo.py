@@ -1,0 +1,58 @@
+# Spatial-BCE on the generated demo data set (tiny ResNet-38d, 2 CPU cores, minutes).
+#
+# Starts from the BCE baseline (configs/demo/bce_baseline_demo.py) and its initial Q (the
+# baseline's CAMs + dCRF exported by tools/gen_pseudo.py), as tools/demo.sh does:
+#   python tools/train.py configs/demo/sbce_demo.py \
+#       --cfg-options load_from=BASELINE.pth \
+#       custom_hooks.1.init_q_dir=work_dirs/demo/q_init
+# Then `num_phases` SBCE phases of `phase_iters` iterations; Q is re-estimated by the
+# on-training network before each later phase.
+_base_ = ['./bce_baseline_demo.py']
+
+work_dir = 'work_dirs/sbce_demo'
+q_dir = work_dir + '/q'  # the Q store: LoadQMap reads it, QUpdateHook writes it
+init_q_dir = None  # Q of phase 1 when bce_iters == 0 (set on the command line)
+
+# Algorithm 1 and the outer phases (paper: gamma 100, theta 80, 3 phases of 8k iterations).
+gamma = 20
+theta = 16
+bce_iters = 0
+phase_iters = 200
+num_phases = 3
+train_iters = bce_iters + num_phases * phase_iters
+
+# Inference for the Q update and for pseudo-labels: multi-scale + flip, eq. 9, dense CRF.
+pseudo_cfg = dict(scales=(1.0, 0.5, 1.5, 2.0), flip=True, threshold='adaptive')
+
+model = dict(
+    decode_head=dict(train_mode='sbce-classifier'),
+    test_cfg=dict(_delete_=True, threshold='adaptive'))
+
+train_pipeline = [
+    dict(type='LoadCheckedImageFromFile'),
+    dict(type='LoadQMap', q_dir=q_dir),  # moved with the image by every geometric transform
+    dict(type='RandomResize', scale=(128, 128), ratio_range=(0.75, 1.5), keep_ratio=True),
+    dict(type='RandomCrop', crop_size={{_base_.crop_size}}, cat_max_ratio=1.0),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackWSSSInputs'),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+
+# Learning rate restarts every phase (paper sec. 4.2): 1/10 of the base rate, poly to 0.
+param_scheduler = [
+    dict(type='PhasePolyLR', start_factor=0.1, end_factor=0.0, power=0.9,
+         begin=bce_iters + k * phase_iters, end=bce_iters + (k + 1) * phase_iters)
+    for k in range(num_phases)
+]
+train_cfg = dict(max_iters=train_iters, val_interval=phase_iters)
+default_hooks = dict(
+    checkpoint=dict(interval=phase_iters, max_keep_ckpts=num_phases, save_last=True))
+custom_hooks = [
+    dict(type='PhaseSwitchHook', gamma=gamma, theta=theta, bce_iters=bce_iters,
+         phase_iters=phase_iters, num_phases=num_phases),
+    dict(type='QUpdateHook', q_dir=q_dir, dataset={{_base_.infer_dataset}},
+         pseudo_cfg=pseudo_cfg, init_pseudo_cfg=dict(threshold={{_base_.bg_threshold}},
+                                                     normalize_cam=True),
+         init_q_dir=init_q_dir),
+]
+pseudo_dataloader = dict(dataset={{_base_.infer_dataset}})
