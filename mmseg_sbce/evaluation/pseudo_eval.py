@@ -1,0 +1,425 @@
+# Copyright (c) mmseg-sbce contributors.
+"""Pseudo-label quality: confusion-matrix mIoU, background-threshold sweep, reports.
+
+Counting rules (the only definition in this project; the pseudo-label runner follows it):
+
+* Classes: ``N = C + 1`` ids, ``0`` background and ``1..C`` the foreground classes.
+* Ground truth 255 is ignored: such pixels are not counted at all.
+* Prediction 255 ("unsure") on a pixel whose ground truth is ``g`` counts as a **miss**
+  of ``g``: it enlarges ``g``'s union (a false negative) and is a false positive of no
+  class. The confusion matrix therefore has ``N + 1`` columns; the last one holds these
+  pixels. A prediction file that is missing (``allow_missing=True``) counts as all-255.
+* ``IoU_c = TP_c / (GT_c + Pred_c - TP_c)`` with ``GT_c`` the row sum (unsure column
+  included) and ``Pred_c`` the column sum. A class absent from both ground truth and
+  prediction has no IoU (NaN) and is left out of the mean; mIoU is the mean over the
+  remaining classes.
+
+Ground truth is read only to evaluate. The threshold sweep reports the best background
+threshold next to the adaptive result; nothing here writes a threshold anywhere that
+training reads (choosing it with ground truth is the paper's "best threshold" mode and must
+be an explicit user decision).
+"""
+import json
+import multiprocessing as mp
+import os
+import os.path as osp
+from functools import partial
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+from PIL import Image
+
+IGNORE_INDEX = 255
+
+VOC_CLASSES = ('background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car',
+               'cat', 'chair', 'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person',
+               'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor')
+
+IGNORE_RULE = ('ground-truth 255 ignored; predicted 255 on a labelled pixel counts as a miss '
+               'of its ground-truth class (false negative, no false positive); classes '
+               'absent from ground truth and prediction are left out of the mean')
+
+
+# ------------------------------------------------------------------------- core counting
+def confusion_matrix(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> np.ndarray:
+    """Confusion matrix of one label map, by ``np.bincount``.
+
+    Args:
+        pred (np.ndarray): predicted ids ``0..N-1`` or 255.
+        gt (np.ndarray): ground-truth ids ``0..N-1`` or 255, same shape.
+        num_classes (int): ``N`` (background included).
+
+    Returns:
+        np.ndarray: ``[N, N + 1]`` int64, rows ground truth, columns prediction, the last
+        column predicted 255.
+    """
+    if pred.shape != gt.shape:
+        raise ValueError(f'prediction {pred.shape} and ground truth {gt.shape} differ in shape')
+    n = int(num_classes)
+    gt = gt.ravel()
+    pred = pred.ravel()
+    valid = gt != IGNORE_INDEX
+    if not valid.all():
+        gt = gt[valid]
+        pred = pred[valid]
+    gt = gt.astype(np.int64, copy=False)
+    pred = pred.astype(np.int64, copy=True)
+    pred[pred == IGNORE_INDEX] = n
+    if gt.size and (gt.max() >= n or gt.min() < 0):
+        raise ValueError(f'ground truth holds ids outside 0..{n - 1} and 255: '
+                         f'{np.unique(gt[(gt >= n) | (gt < 0)]).tolist()}')
+    if pred.size and (pred.max() > n or pred.min() < 0):
+        raise ValueError(f'prediction holds ids outside 0..{n - 1} and 255: '
+                         f'{np.unique(pred[(pred > n) | (pred < 0)]).tolist()}')
+    return np.bincount(gt * (n + 1) + pred, minlength=n * (n + 1)).reshape(n, n + 1)
+
+
+def metrics_from_confusion(cm: np.ndarray) -> Dict[str, Any]:
+    """IoU per class, mIoU, pixel accuracy and unsure rate of a ``[N, N + 1]`` matrix.
+
+    Returns:
+        dict: ``iou`` (``[N]`` float, NaN where undefined), ``miou`` (NaN-mean),
+        ``pixel_acc`` (correct / labelled pixels), ``unsure_fraction`` (predicted 255 /
+        labelled pixels), ``num_pixels``.
+    """
+    cm = np.asarray(cm, dtype=np.float64)
+    n = cm.shape[0]
+    tp = np.diag(cm[:, :n])
+    gt_count = cm.sum(axis=1)
+    pred_count = cm[:, :n].sum(axis=0)
+    union = gt_count + pred_count - tp
+    with np.errstate(invalid='ignore', divide='ignore'):
+        iou = np.where(union > 0, tp / union, np.nan)
+    total = cm.sum()
+    return dict(
+        iou=iou,
+        miou=float(np.nanmean(iou)) if np.isfinite(iou).any() else float('nan'),
+        pixel_acc=float(tp.sum() / total) if total else float('nan'),
+        unsure_fraction=float(cm[:, n].sum() / total) if total else 0.0,
+        num_pixels=int(total))
+
+
+def read_label_png(path: str) -> np.ndarray:
+    """Label ids of a PNG: palette indices of mode 'P', values of mode 'L'/'I'."""
+    with Image.open(path) as img:
+        if img.mode not in ('P', 'L', 'I', 'I;16'):
+            raise ValueError(f'{path}: a label PNG must be mode P or L, got {img.mode}')
+        return np.asarray(img)
+
+
+def read_split(path: str) -> List[str]:
+    """Image ids of a split file: the first token of every non-empty line."""
+    with open(path, encoding='utf-8') as f:
+        return [line.split()[0] for line in f if line.strip()]
+
+
+def class_names_for(num_classes: int) -> List[str]:
+    """VOC names for 21 classes, else ``background, class_1, ...``."""
+    if num_classes == len(VOC_CLASSES):
+        return list(VOC_CLASSES)
+    return ['background'] + [f'class_{i}' for i in range(1, num_classes)]
+
+
+# ---------------------------------------------------------------------- parallel helpers
+def _map(func, items: Sequence, workers: Optional[int]) -> Iterable:
+    """Map over files, in a process pool when it pays off. Order is not preserved."""
+    if workers is None:
+        workers = min(len(items) // 16, os.cpu_count() or 1)
+    if workers <= 1 or len(items) < 2:
+        return map(func, items)
+    return _pool_imap(func, items, workers)
+
+
+def _pool_imap(func, items, workers):
+    methods = mp.get_all_start_methods()
+    ctx = mp.get_context('fork' if 'fork' in methods else 'spawn')
+    with ctx.Pool(workers) as pool:
+        yield from pool.imap_unordered(func, items, chunksize=max(1, len(items) //
+                                                                   (workers * 8)))
+
+
+def _find_missing(pred_dir: str, ids: Sequence[str], suffix: str) -> List[str]:
+    return [i for i in ids if not osp.isfile(osp.join(pred_dir, i + suffix))]
+
+
+def _missing_error(kind: str, pred_dir: str, missing: List[str], total: int) -> ValueError:
+    shown = ', '.join(missing[:20]) + (' ...' if len(missing) > 20 else '')
+    return ValueError(f'{len(missing)} of {total} ground-truth ids have no {kind} in '
+                      f'{pred_dir}: {shown} (pass allow_missing / --allow-missing to count '
+                      'them as misses)')
+
+
+# ------------------------------------------------------------------ label-map evaluation
+def _cm_one(img_id: str, pred_dir: str, gt_dir: str, num_classes: int) -> np.ndarray:
+    gt = read_label_png(osp.join(gt_dir, img_id + '.png'))
+    pred_path = osp.join(pred_dir, img_id + '.png')
+    if osp.isfile(pred_path):
+        pred = read_label_png(pred_path)
+        if pred.shape != gt.shape:
+            raise ValueError(f'{img_id}: prediction {pred.shape} and ground truth '
+                             f'{gt.shape} differ in size')
+    else:  # allowed missing: every labelled pixel is a miss
+        pred = np.full(gt.shape, IGNORE_INDEX, np.uint8)
+    try:
+        return confusion_matrix(pred, gt, num_classes)
+    except ValueError as exc:
+        raise ValueError(f'{img_id}: {exc}') from None
+
+
+def evaluate_label_dir(pred_dir: str,
+                       gt_dir: str,
+                       ids: Sequence[str],
+                       num_classes: int = 21,
+                       *,
+                       allow_missing: bool = False,
+                       workers: Optional[int] = None) -> Dict[str, Any]:
+    """Confusion-matrix evaluation of ``{pred_dir}/{id}.png`` against ``{gt_dir}/{id}.png``.
+
+    Args:
+        pred_dir (str): predicted label PNGs.
+        gt_dir (str): ground-truth label PNGs (e.g. VOC ``SegmentationClass``).
+        ids (Sequence[str]): image ids to evaluate.
+        num_classes (int): ``N`` including background.
+        allow_missing (bool): count a missing prediction as all-255 (a miss of every
+            labelled pixel) instead of raising ``ValueError`` listing the missing ids.
+        workers (int, optional): processes reading files; None picks by file count.
+
+    Returns:
+        dict: :func:`metrics_from_confusion` plus ``confusion`` ``[N, N + 1]``,
+        ``num_images`` and ``missing`` (ids without a prediction).
+    """
+    ids = list(ids)
+    missing = _find_missing(pred_dir, ids, '.png')
+    if missing and not allow_missing:
+        raise _missing_error('prediction', pred_dir, missing, len(ids))
+    gt_missing = _find_missing(gt_dir, ids, '.png')
+    if gt_missing:
+        raise _missing_error('ground truth', gt_dir, gt_missing, len(ids))
+    cm = np.zeros((num_classes, num_classes + 1), np.int64)
+    func = partial(_cm_one, pred_dir=pred_dir, gt_dir=gt_dir, num_classes=num_classes)
+    for part in _map(func, ids, workers):
+        cm += part
+    result = metrics_from_confusion(cm)
+    result.update(confusion=cm, num_images=len(ids), missing=missing)
+    return result
+
+
+# ------------------------------------------------------------------- threshold sweep
+def sweep_values(start: float, stop: float, step: float) -> np.ndarray:
+    """Thresholds ``start, start + step, ..., stop`` (``stop`` included), rounded to 1e-6."""
+    if step <= 0 or stop < start:
+        raise ValueError(f'bad sweep range {start}:{stop}:{step}')
+    return np.round(np.arange(start, stop + step / 2, step), 6)
+
+
+def _sweep_one(img_id: str, probs_dir: str, gt_dir: str, num_classes: int,
+               thresholds: np.ndarray, normalize: bool) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """Confusion matrices of one image for every threshold ``[T, N, N + 1]`` in a single
+    ``bincount``, plus the adaptive (eq. 9, no dCRF) matrix when thresholds were saved."""
+    from mmseg_sbce.apis.pseudo_label import _labels_from_scores, _normalize_max, \
+        _scatter_compact
+    gt = read_label_png(osp.join(gt_dir, img_id + '.png'))
+    npz_path = osp.join(probs_dir, img_id + '.npz')
+    n, t = num_classes, len(thresholds)
+    if osp.isfile(npz_path):
+        with np.load(npz_path) as data:
+            probs = data['probs'].astype(np.float32)
+            classes = data['classes'].astype(np.int64)
+            thr = data['thr'].astype(np.float32)
+        if probs.shape[1:] != gt.shape:
+            raise ValueError(f'{img_id}: probabilities {probs.shape[1:]} and ground truth '
+                             f'{gt.shape} differ in size')
+    else:  # allowed missing: counted as misses at every threshold
+        probs, classes, thr = None, None, None
+    valid = gt != IGNORE_INDEX
+    g = gt[valid].astype(np.int64)
+    if probs is None:
+        cms = np.zeros((t, n, n + 1), np.int64)
+        cms[:, :, n] = np.bincount(g, minlength=n)[None]
+        return cms, cms[0].copy()
+    if len(classes) == 0:
+        arg = np.zeros(g.shape, np.int64)
+        best = np.zeros(g.shape, np.float32)
+    else:
+        cam = _normalize_max(probs) if normalize else probs
+        arg = (classes[cam.argmax(axis=0)] + 1)[valid]
+        best = cam.max(axis=0)[valid]
+    # bucket b = number of thresholds strictly below the pixel's best score; the pixel is
+    # foreground at threshold j exactly when j < b.
+    # Compared in float32, exactly like the labelling functions (``p - thr > 0``).
+    bucket = np.searchsorted(thresholds.astype(np.float32), best, side='left')
+    counts = np.bincount((g * n + arg) * (t + 1) + bucket,
+                         minlength=n * n * (t + 1)).reshape(n, n, t + 1)
+    fg = np.flip(np.cumsum(np.flip(counts, -1), -1), -1)[:, :, 1:]  # [n, n, t]: b > j
+    fg = np.moveaxis(fg, -1, 0)  # [t, n, n]
+    cms = np.zeros((t, n, n + 1), np.int64)
+    cms[:, :, :n] = fg
+    cms[:, :, 0] += np.bincount(g, minlength=n)[None] - fg.sum(axis=2)
+    adaptive = None
+    if len(classes) == 0 or np.isfinite(thr).all():
+        scores = probs - thr.reshape(-1, 1, 1)
+        pred = _scatter_compact(_labels_from_scores(scores), classes)
+        adaptive = confusion_matrix(pred, gt, n)
+    return cms, adaptive
+
+
+def threshold_sweep(probs_dir: str,
+                    gt_dir: str,
+                    ids: Sequence[str],
+                    thresholds: Sequence[float],
+                    num_classes: int = 21,
+                    *,
+                    normalize_cam: bool = True,
+                    allow_missing: bool = False,
+                    workers: Optional[int] = None) -> Dict[str, Any]:
+    """CAM-style background-threshold sweep over saved probability maps (no dCRF).
+
+    For every threshold ``b`` the label is ``argmax_c p_c`` over the image's positive classes
+    (max-normalised per class with ``normalize_cam``), background where ``max_c p_c <= b``.
+    Where the npz files hold the adaptive thresholds, the eq. 9 labelling of the same maps
+    (no dCRF) is evaluated too, for a like-for-like comparison.
+
+    Args:
+        probs_dir (str): ``{id}.npz`` files from ``generate_pseudo_labels(save_probs=True)``.
+        gt_dir (str): ground-truth PNGs.
+        ids (Sequence[str]): image ids.
+        thresholds (Sequence[float]): background thresholds (sorted here).
+        num_classes (int): ``N`` including background.
+        normalize_cam (bool): max-normalise class maps before thresholding.
+        allow_missing (bool): count missing npz files as all-255 instead of raising.
+        workers (int, optional): processes reading files.
+
+    Returns:
+        dict: ``thresholds``, ``miou`` (one per threshold), ``best_threshold``,
+        ``best_miou``, ``best`` (metrics at the best threshold), ``adaptive`` (metrics of
+        eq. 9 without dCRF, or None), ``normalize_cam``, ``missing``.
+    """
+    ids = list(ids)
+    thresholds = np.sort(np.asarray(thresholds, np.float64))
+    missing = _find_missing(probs_dir, ids, '.npz')
+    if missing and not allow_missing:
+        raise _missing_error('probability map', probs_dir, missing, len(ids))
+    n = num_classes
+    cms = np.zeros((len(thresholds), n, n + 1), np.int64)
+    adaptive = np.zeros((n, n + 1), np.int64)
+    has_adaptive = True
+    func = partial(_sweep_one, probs_dir=probs_dir, gt_dir=gt_dir, num_classes=n,
+                   thresholds=thresholds, normalize=normalize_cam)
+    for part, part_adaptive in _map(func, ids, workers):
+        cms += part
+        if part_adaptive is None:
+            has_adaptive = False
+        else:
+            adaptive += part_adaptive
+    per_thr = [metrics_from_confusion(cm) for cm in cms]
+    mious = [m['miou'] for m in per_thr]
+    best = int(np.nanargmax(mious))
+    return dict(
+        thresholds=thresholds.tolist(),
+        miou=mious,
+        best_threshold=float(thresholds[best]),
+        best_miou=mious[best],
+        best=per_thr[best],
+        adaptive=metrics_from_confusion(adaptive) if has_adaptive else None,
+        normalize_cam=normalize_cam,
+        missing=missing)
+
+
+# --------------------------------------------------------------------------- reporting
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        return None if not np.isfinite(obj) else float(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def _pct(x: Optional[float]) -> str:
+    return '-' if x is None or not np.isfinite(x) else f'{100 * x:.2f}'
+
+
+def format_markdown(report: Dict[str, Any]) -> str:
+    """The Markdown form of a report built by :func:`build_report`."""
+    names = report['class_names']
+    lines = ['# Pseudo-label evaluation', '']
+    lines.append(f'- predictions: `{report["pred_dir"]}`')
+    lines.append(f'- ground truth: `{report["gt_dir"]}`, {report["num_images"]} images')
+    lines.append(f'- classes: {len(names)} (background included)')
+    lines.append(f'- 255 rule: {IGNORE_RULE}')
+    if report.get('missing'):
+        lines.append(f'- missing predictions counted as misses: {len(report["missing"])}')
+    lines += ['', '| labels | mIoU (%) | pixel acc. (%) | unsure (%) |',
+              '| --- | --- | --- | --- |']
+    pred = report['prediction']
+    lines.append(f'| {report.get("label", "predictions")} | {_pct(pred["miou"])} | '
+                 f'{_pct(pred["pixel_acc"])} | {_pct(pred["unsure_fraction"])} |')
+    sweep = report.get('sweep')
+    columns = [('predictions', pred['iou'])]
+    if sweep:
+        if sweep.get('adaptive'):
+            a = sweep['adaptive']
+            lines.append(f'| adaptive eq. 9, no dCRF (from probs) | {_pct(a["miou"])} | '
+                         f'{_pct(a["pixel_acc"])} | {_pct(a["unsure_fraction"])} |')
+            columns.append(('adaptive, no dCRF', a['iou']))
+        b = sweep['best']
+        lines.append(f'| best background threshold {sweep["best_threshold"]:g}, no dCRF '
+                     f'(chosen with ground truth) | {_pct(b["miou"])} | '
+                     f'{_pct(b["pixel_acc"])} | {_pct(b["unsure_fraction"])} |')
+        columns.append((f'bg thr {sweep["best_threshold"]:g}', b['iou']))
+    lines += ['', '## IoU per class (%)', '',
+              '| class | ' + ' | '.join(c for c, _ in columns) + ' |',
+              '| --- |' + ' --- |' * len(columns)]
+    for i, name in enumerate(names):
+        lines.append(f'| {name} | ' + ' | '.join(_pct(iou[i]) for _, iou in columns) + ' |')
+    if sweep:
+        start, stop, step = sweep['range']
+        lines += ['', f'## Background-threshold sweep ({start:g} to {stop:g} step {step:g}, '
+                  f'normalize_cam={sweep["normalize_cam"]})', '',
+                  'Evaluation only: the best threshold is chosen with ground truth and is '
+                  'not written anywhere training reads.', '', '| threshold | mIoU (%) |',
+                  '| --- | --- |']
+        for thr, miou in zip(sweep['thresholds'], sweep['miou']):
+            mark = ' **best**' if thr == sweep['best_threshold'] else ''
+            lines.append(f'| {thr:g} | {_pct(miou)}{mark} |')
+    return '\n'.join(lines) + '\n'
+
+
+def build_report(pred_dir: str, gt_dir: str, result: Dict[str, Any],
+                 sweep: Optional[Dict[str, Any]] = None,
+                 sweep_range: Optional[Sequence[float]] = None,
+                 class_names: Optional[Sequence[str]] = None,
+                 label: str = 'predictions') -> Dict[str, Any]:
+    """Assemble the report dict (what the JSON holds) from evaluation results."""
+    n = result['confusion'].shape[0]
+    names = list(class_names) if class_names else class_names_for(n)
+    report = dict(pred_dir=pred_dir, gt_dir=gt_dir, label=label, class_names=names,
+                  num_images=result['num_images'], missing=result['missing'],
+                  ignore_rule=IGNORE_RULE,
+                  prediction=dict(miou=result['miou'], iou=result['iou'],
+                                  iou_by_class=dict(zip(names, result['iou'].tolist())),
+                                  pixel_acc=result['pixel_acc'],
+                                  unsure_fraction=result['unsure_fraction'],
+                                  num_pixels=result['num_pixels'],
+                                  confusion=result['confusion']))
+    if sweep is not None:
+        thr = sweep['thresholds']
+        default_range = [thr[0], thr[-1], thr[1] - thr[0] if len(thr) > 1 else 0.0]
+        report['sweep'] = dict(sweep, range=list(sweep_range or default_range))
+    return report
+
+
+def write_report(report: Dict[str, Any], basename: str) -> Tuple[str, str]:
+    """Write ``{basename}.md`` and ``{basename}.json``; returns both paths."""
+    os.makedirs(osp.dirname(osp.abspath(basename)), exist_ok=True)
+    md_path, json_path = basename + '.md', basename + '.json'
+    with open(md_path, 'w', encoding='utf-8') as f:
+        f.write(format_markdown(_jsonable(report)))
+    with open(json_path, 'w', encoding='utf-8') as f:
+        json.dump(_jsonable(report), f, indent=2)
+    return md_path, json_path

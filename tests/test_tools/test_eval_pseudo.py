@@ -1,0 +1,79 @@
+# Copyright (c) mmseg-sbce contributors.
+import importlib.util
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmseg_sbce.apis import save_label_png, save_probs_npz
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+spec = importlib.util.spec_from_file_location('_tool_eval_pseudo',
+                                              osp.join(ROOT, 'tools', 'eval_pseudo.py'))
+eval_pseudo = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(eval_pseudo)
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    """Three images, 2 foreground classes; predictions with one known mistake."""
+    gt_dir, pred_dir, probs_dir = (tmp_path / n for n in ('gt', 'pred', 'probs'))
+    for d in (gt_dir, pred_dir, probs_dir):
+        d.mkdir()
+    ids = ['a', 'b', 'c']
+    for i, img_id in enumerate(ids):
+        gt = np.zeros((6, 6), np.uint8)
+        gt[1:5, 1:5] = 1 + i % 2
+        gt[0, 0] = 255
+        Image.fromarray(gt, mode='L').save(gt_dir / f'{img_id}.png')
+        pred = gt.copy()
+        pred[0, 0] = 0
+        if img_id == 'b':
+            pred[1, 1:5] = 0  # 4 pixels of class 2 missed
+        save_label_png(pred, str(pred_dir / f'{img_id}.png'))  # palette PNG like gen_pseudo
+        probs = np.where(gt == 1 + i % 2, 0.8, 0.2)[None].astype(np.float32)
+        save_probs_npz(str(probs_dir / f'{img_id}.npz'), probs, np.array([i % 2]), [0.5])
+    (tmp_path / 'split.txt').write_text('a\nb\nc\n')
+    return tmp_path
+
+
+def test_eval_pseudo_report(dirs, capsys):
+    out = str(dirs / 'report' / 'r')
+    code = eval_pseudo.main([str(dirs / 'pred'), '--gt', str(dirs / 'gt'), '--split',
+                             str(dirs / 'split.txt'), '--num-classes', '3', '--out', out,
+                             '--probs-dir', str(dirs / 'probs'), '--sweep', '0.1', '0.9',
+                             '0.2', '--no-normalize-cam', '--workers', '0'])
+    assert code == 0
+    data = json.load(open(out + '.json'))
+    # Background: TP 3 * 19, GT 57, Pred 61 -> 57/61; class 1 (a, c): 32/32; class 2
+    # (b): TP 12, GT 16, Pred 12 -> 12/16. The GT-255 pixel never counts.
+    iou = data['prediction']['iou']
+    assert iou == pytest.approx([57 / 61, 1.0, 12 / 16])
+    assert data['sweep']['range'] == [0.1, 0.9, 0.2]
+    assert data['sweep']['best_miou'] == pytest.approx(1.0)
+    assert 0.2 <= data['sweep']['best_threshold'] < 0.8
+    assert data['sweep']['adaptive']['miou'] == pytest.approx(1.0)
+    text = open(out + '.md').read()
+    assert '| class_1 |' in text and 'sweep (0.1 to 0.9 step 0.2' in text
+    assert 'report written' in capsys.readouterr().out
+
+
+def test_eval_pseudo_missing_predictions(dirs, capsys):
+    (dirs / 'pred' / 'b.png').unlink()
+    args = [str(dirs / 'pred'), '--gt', str(dirs / 'gt'), '--split', str(dirs / 'split.txt'),
+            '--num-classes', '3', '--out', str(dirs / 'r')]
+    assert eval_pseudo.main(args) == 1
+    err = capsys.readouterr().err
+    assert '1 of 3 ground-truth ids have no prediction' in err and ': b' in err
+    assert eval_pseudo.main(args + ['--allow-missing']) == 0
+    data = json.load(open(str(dirs / 'r') + '.json'))
+    assert data['missing'] == ['b']
+    assert data['prediction']['iou'][2] == 0.0  # b's class is all missed
+
+
+def test_eval_pseudo_sweep_needs_probs(dirs):
+    with pytest.raises(SystemExit):
+        eval_pseudo.parse_args([str(dirs), '--gt', 'g', '--split', 's', '--sweep', '0', '1',
+                                '0.1'])

@@ -1,0 +1,177 @@
+# Copyright (c) mmseg-sbce contributors.
+"""Export pseudo-labels of a trained classifier as PNGs (eq. 9 or a CAM threshold, + dCRF).
+
+    python tools/gen_pseudo.py CONFIG CHECKPOINT --out DIR [--split NAME] [--crf/--no-crf]
+        [--threshold adaptive|FLOAT] [--scales 1.0 0.5 1.5 2.0] [--flip/--no-flip]
+        [--workers N] [--save-probs] [--overwrite] [--cfg-options KEY=VALUE ...]
+
+Distributed: ``tools/dist_gen_pseudo.sh CONFIG CHECKPOINT GPUS --out DIR ...``; every rank
+labels its shard, rank 0 writes ``DIR/manifest.json``. See docs/pseudo_labels.md.
+
+Exit status: 0 when every image was written (or already there), 1 when some images failed
+(listed at the end; the others are written) or the output folder was refused.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+import time
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(
+        description='Generate pseudo-label PNGs with a trained classifier')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file (must match the config)')
+    parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument(
+        '--split', help='ann_file to label: a name (train -> same folder, train.txt) or a path')
+    parser.add_argument(
+        '--crf', action=argparse.BooleanOptionalAction, default=None,
+        help='dense CRF on the labels (default: pseudo_cfg.crf.enabled, i.e. on)')
+    parser.add_argument(
+        '--threshold', help='"adaptive" (eq. 9, default) or a float background threshold')
+    parser.add_argument('--scales', type=float, nargs='+', help='inference scales')
+    parser.add_argument('--flip', action=argparse.BooleanOptionalAction, default=None,
+                        help='horizontal-flip passes (default on)')
+    parser.add_argument('--workers', type=int,
+                        help='dCRF worker processes per rank (default: cores / ranks per node)')
+    parser.add_argument('--save-probs', action='store_true',
+                        help='also write probs/{img_id}.npz (float16) for threshold sweeps')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='use an output folder holding another run and regenerate '
+                        'every image (files are replaced, none deleted)')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the config, e.g. pseudo_cfg.crf.iterations=5')
+    parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none',
+                        help='job launcher (dist_gen_pseudo.sh passes pytorch)')
+    return parser.parse_args(argv)
+
+
+def _pseudo_cfg(cfg, args) -> dict:
+    from mmseg_sbce.apis import resolve_pseudo_cfg
+    pcfg = dict(cfg.get('pseudo_cfg', None) or {})
+    pcfg = {k: (dict(v) if hasattr(v, 'keys') else v) for k, v in pcfg.items()}
+    if args.threshold is not None:
+        pcfg['threshold'] = args.threshold
+    if args.scales:
+        pcfg['scales'] = tuple(args.scales)
+    if args.flip is not None:
+        pcfg['flip'] = args.flip
+    if args.crf is not None:
+        pcfg['crf'] = dict(pcfg.get('crf') or {}, enabled=args.crf)
+    return resolve_pseudo_cfg(pcfg)
+
+
+def _init_distributed(cfg, launcher: str) -> None:
+    import torch
+    if launcher == 'none':
+        return
+    if torch.cuda.is_available():
+        from mmengine.dist import init_dist
+        init_dist(launcher)
+    else:
+        from mmseg_sbce.utils.compat import init_cpu_distributed
+        init_cpu_distributed(cfg)
+        # One process per core group: keep torch's intra-op threads to this rank's share.
+        local = int(os.environ.get('LOCAL_WORLD_SIZE', '1'))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, local)))
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import mmseg_sbce  # noqa: F401  (registers the plugin, applies the stack fixes)
+    import torch
+    from mmengine.config import Config
+    from mmengine.dist import (all_gather_object, barrier, broadcast_object_list,
+                               get_dist_info)
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import load_checkpoint
+    from mmseg.registry import DATASETS, MODELS
+
+    from mmseg_sbce.apis import generate_pseudo_labels
+    from mmseg_sbce.apis.pseudo_run import (MANIFEST_FORMAT, check_out_dir, file_sha256,
+                                            now_iso, pseudo_dataset_cfg, run_identity,
+                                            versions, write_manifest)
+
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    _init_distributed(cfg, args.launcher)
+    rank, world_size = get_dist_info()
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    pcfg = _pseudo_cfg(cfg, args)
+
+    model = MODELS.build(cfg.model)
+    try:
+        load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True,
+                        logger='current')
+    except RuntimeError as exc:
+        raise SystemExit(f'checkpoint {args.checkpoint} does not match the model of '
+                         f'{args.config}:\n{exc}') from None
+    if torch.cuda.is_available():
+        model = model.cuda()
+    dataset_cfg = pseudo_dataset_cfg(cfg, args.split)
+    dataset = DATASETS.build(dataset_cfg)
+
+    out_dir = osp.abspath(args.out)
+    started, start = now_iso(), time.time()
+    manifest = None
+    refusal = [None]
+    if rank == 0:
+        identity = run_identity(config_path=args.config, model_cfg=cfg.model,
+                                checkpoint_sha256=file_sha256(args.checkpoint),
+                                pseudo_cfg=pcfg, dataset_cfg=dataset_cfg,
+                                save_probs=args.save_probs)
+        refusal[0] = check_out_dir(out_dir, identity, args.overwrite)
+        if refusal[0] is None:
+            os.makedirs(out_dir, exist_ok=True)
+            manifest = dict(
+                format=MANIFEST_FORMAT, status='running', identity=identity,
+                config_path=osp.abspath(args.config),
+                checkpoint=osp.abspath(args.checkpoint), split=args.split,
+                options=dict(workers=args.workers, overwrite=args.overwrite,
+                             world_size=world_size),
+                command=' '.join([osp.basename(sys.argv[0])] + list(argv or sys.argv[1:])),
+                versions=versions(), time=dict(started=started))
+            write_manifest(out_dir, manifest)
+    if world_size > 1:
+        broadcast_object_list(refusal)
+    if refusal[0] is not None:
+        if rank == 0:
+            print(f'gen_pseudo: refusing to write: {refusal[0]}', file=sys.stderr)
+        return 1
+
+    summary = generate_pseudo_labels(
+        model, dataset, out_dir, pcfg, rank=rank, world_size=world_size,
+        workers=args.workers, skip_existing=not args.overwrite, save_probs=args.save_probs,
+        progress=not args.no_progress)
+    summary.pop('fractions')
+    parts = all_gather_object(summary) if world_size > 1 else [summary]
+    failures = sorted((f for p in parts for f in p['failures']), key=lambda f: f['img_id'])
+    if rank == 0:
+        counts = {k: sum(p[k] for p in parts) for k in ('total', 'written', 'skipped')}
+        counts['failed'] = len(failures)
+        manifest.update(
+            status='complete' if not failures else 'complete_with_failures',
+            counts=counts, failures=failures,
+            time=dict(started=started, finished=now_iso(),
+                      elapsed_s=round(time.time() - start, 3)))
+        write_manifest(out_dir, manifest)
+        print(f'gen_pseudo: {counts["written"]} written, {counts["skipped"]} already there, '
+              f'{counts["failed"]} failed of {counts["total"]} -> {out_dir}')
+        if failures:
+            print(f'gen_pseudo: {len(failures)} images could not be labelled:',
+                  file=sys.stderr)
+            for f in failures:
+                print(f'  {f["img_id"]} (index {f["index"]}): {f["error"]}', file=sys.stderr)
+    if world_size > 1:
+        barrier()
+    return 1 if failures else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
