@@ -187,8 +187,8 @@ def init_cpu_distributed(cfg=None, timeout_s: int = 1800) -> bool:
 
     import torch
     import torch.distributed as dist
-    if int(os.environ.get('WORLD_SIZE', '1')) <= 1 or torch.cuda.is_available():
-        return False
+    if 'WORLD_SIZE' not in os.environ or torch.cuda.is_available():
+        return False  # not under torchrun, or mmengine's own (nccl) init applies
     if cfg is not None:
         make_config_cpu_safe(cfg)
     if dist.is_initialized():
