@@ -1,0 +1,44 @@
+# MS-COCO 2014 for image-level classification training: train2014 (82,081 images once the
+# converter has dropped the images without any object), validation on val2014 (40,137).
+# Layout: docs/data.md (written by tools/dataset_converters/coco2014.py). `train_dataloader`
+# is completed by each config (its pipeline reads the config's own `q_dir`).
+dataset_type = 'COCOClsDataset'
+data_root = 'data/coco'
+crop_size = (368, 368)
+num_classes = 80
+
+test_pipeline = [
+    dict(type='LoadCheckedImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='PackWSSSInputs'),
+]
+# The training images without augmentation: what the Q update and gen_pseudo label.
+# `ann_file` is explicit so that `tools/gen_pseudo.py --split val` finds ImageSets/val.txt.
+infer_dataset = dict(
+    type=dataset_type,
+    data_root=data_root,
+    split='train',
+    ann_file='ImageSets/train.txt',
+    pipeline=[dict(type='LoadCheckedImageFromFile'), dict(type='PackWSSSInputs')])
+
+# Validation: single-scale eq. 9 prediction (restricted to the image labels, as for
+# pseudo-labels) on val2014 against the converter's ground-truth masks
+# (SegmentationClass/val2014), mmseg's IoUMetric over 81 classes, 255 ignored. Ground truth
+# only evaluates, it never feeds training. All 40,137 images by default; for a cheaper
+# running view pass a shorter id list, e.g.
+# `--cfg-options val_dataloader.dataset.ann_file=ImageSets/val_5k.txt` (a list you write).
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split='val',
+        ann_file='ImageSets/val.txt',
+        data_prefix=dict(img_path='val2014', seg_map_path='SegmentationClass/val2014'),
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+test_evaluator = val_evaluator
