@@ -8,21 +8,17 @@ custom_imports = dict(imports=['mmseg_sbce'], allow_failed_imports=False)
 
 crop_size = (112, 112)
 num_classes = 6
-train_iters = 1200
+train_iters = 400
 # Background threshold of the baseline's CAMs (fixed-threshold eq. 9 on max-normalised
 # maps): used for validation here and for the initial Q (tools/gen_pseudo.py --threshold).
 bg_threshold = 0.3
 
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    backbone=dict(
-        widen_factor=1 / 16,  # 256 output channels, 0.4M parameters
-        frozen_stages=-1,  # no ImageNet weights: everything trains
-        norm_cfg=dict(type='BN', requires_grad=True),
-        norm_eval=False,
-        dropouts=(0.0, 0.0),
-        init_cfg=None),
-    decode_head=dict(in_channels=256, num_classes=num_classes, train_mode='bce'),
+    # A small plain CNN trained from scratch (no ImageNet weights on a CPU demo); output
+    # stride 4 and a ~40 px receptive field, so the CAM must rely on local evidence.
+    backbone=dict(_delete_=True, type='TinyCNN', channels=(32, 32, 64, 96, 96)),
+    decode_head=dict(in_channels=96, num_classes=num_classes, train_mode='bce'),
     test_cfg=dict(threshold=bg_threshold, max_normalize=True))
 
 train_pipeline = [
@@ -43,9 +39,10 @@ train_dataloader = dict(
         ann_file='ImageSets/Segmentation/train.txt',
         pipeline=train_pipeline))
 
+# From scratch on a CPU, AdamW converges in far fewer iterations than the paper's SGD.
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=5e-4),
+    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4),
     paramwise_cfg=dict(custom_keys={'decode_head.T': dict(lr_mult=10.0, decay_mult=0.0)}))
 param_scheduler = [
     dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=train_iters, by_epoch=False)
