@@ -281,3 +281,17 @@ def test_two_process_gloo_q_equals_one_process(data_root, tmp_path):
     assert len(qcfg[1]) == 12 and qcfg[1].keys() == qcfg[2].keys()
     for k in qcfg[1]:
         np.testing.assert_array_equal(qcfg[1][k], qcfg[2][k], err_msg=k)
+
+
+def test_start_from_a_baseline_checkpoint_and_an_initial_q(full_run, tmp_path):
+    """`load_from` a checkpoint without SBCE state + `init_q_dir` (the separate-baseline way)."""
+    cfg, _, _ = full_run
+    schedule = dict(SCHEDULE, bce_iters=0, num_phases=1)
+    init_q = osp.join(cfg['work_dir'], 'q', 'phase_1')
+    cfg2 = make_cfg(cfg['train_dataloader']['dataset']['data_root'], str(tmp_path),
+                    schedule=schedule, init_q_dir=init_q)
+    cfg2['load_from'] = osp.join(cfg['work_dir'], 'iter_4.pth')
+    runner, record = run(cfg2)
+    assert record['modes'][0] == 'sbce-classifier'
+    assert os.readlink(osp.join(str(tmp_path), 'q', 'current')) == osp.abspath(init_q)
+    assert all(np.isfinite(v) for v in record['losses'].values())

@@ -142,6 +142,8 @@ class QUpdateHook(Hook):
             schedule=self._schedule_state())
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if not getattr(runner, '_resume', False):
+            return  # `load_from`: weights only (e.g. the BCE baseline), no training state
         state = checkpoint.get('meta', {}).get(Q_STATE_KEY)
         if state is None:
             raise ValueError(
