@@ -7,7 +7,8 @@ and by the initial-Q step from the BCE baseline. A reader of the paper finds her
 * multi-scale + flip inference (Sec. 4.2): :func:`multi_scale_maps`;
 * the mapping of the learned threshold into the unscaled space: :func:`map_threshold`;
 * eq. 9 (adaptive threshold) and the CAM-style fixed background threshold:
-  :func:`label_eq9`, :func:`label_cam`;
+  :func:`label_eq9`, :func:`label_cam` (numpy front ends of the single tensor definitions
+  in :mod:`mmseg_sbce.models.utils`, which ``SBCEClassifier.predict`` uses too);
 * dense CRF (Krahenbuhl & Koltun) through pydensecrf: :func:`dense_crf`;
 * the per-image foreground fractions behind Q (eq. 6): :func:`fractions_from_labels`;
 * the streaming runner that writes the label PNGs: :func:`generate_pseudo_labels`.
@@ -34,6 +35,8 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from PIL import Image
+
+from ..models import utils as rules
 
 IGNORE_INDEX = 255
 
@@ -138,56 +141,46 @@ def _unsure_margin(cfg: dict) -> Optional[float]:
 
 
 # ----------------------------------------------------------------------- threshold + eq. 9
-# TODO(lead): unify with ``map_threshold`` / ``label_eq9`` of mmseg_sbce/models/utils.py once
-# it exists; these are the inference-side definitions the runner uses.
-def map_threshold(t: torch.Tensor, scale: Union[torch.Tensor, float],
+# The rules are defined once, on tensors, in mmseg_sbce/models/utils.py (shared with
+# ``SBCEClassifier.predict``). The functions here only adapt them to this module's edges:
+# array-likes in, image labels as indices or multi-hot, uint8 numpy label maps out.
+def map_threshold(t: Any, scale: Union[torch.Tensor, float],
                   eps: float = 1e-6) -> torch.Tensor:
-    """Map a threshold learned on scaled probabilities into the unscaled space.
+    """:func:`mmseg_sbce.models.utils.map_threshold` for thresholds given as any array-like.
 
     ``t`` was learned against ``sigmoid(s * x)``; inference uses ``sigmoid(x)``. Solving
     ``sigmoid(s * x) = t`` for ``x`` gives ``t' = sigmoid(logit(t) / s)``.
 
     Args:
-        t (Tensor): thresholds in (0, 1), shape ``[..., C]``.
+        t (array-like): thresholds in (0, 1), shape ``[..., C]``; computed in float32.
         scale (Tensor | float): the logit scale ``s_c = exp(T_c)``, broadcastable to ``t``.
         eps (float): clamp of ``t`` away from 0 and 1 before the logit.
 
     Returns:
-        Tensor: ``t'`` with the shape of ``t``.
+        Tensor: float32 ``t'`` with the shape of ``t``.
     """
-    t = torch.as_tensor(t, dtype=torch.float32)
-    scale = torch.as_tensor(scale, dtype=t.dtype, device=t.device)
-    return torch.sigmoid(torch.logit(t.clamp(eps, 1 - eps)) / scale)
+    return rules.map_threshold(torch.as_tensor(t, dtype=torch.float32), scale, eps=eps)
 
 
-def _labels_from_scores(scores: np.ndarray,
-                        unsure_margin: Optional[float] = None) -> np.ndarray:
-    """Compact labels from per-class scores ``S`` of the positive classes.
-
-    ``0`` where ``max_k S_k <= 0`` (background), else ``1 + argmax_k S_k``; with a margin,
-    ``255`` where ``|max_k S_k| <= margin``.
-
-    Args:
-        scores (np.ndarray): ``[K, H, W]`` float, ``K >= 0``.
-        unsure_margin (float, optional): the unsure rule's margin.
-
-    Returns:
-        np.ndarray: ``[H, W]`` uint8 in ``0..K`` (+ 255).
-    """
-    if scores.shape[0] == 0:
-        return np.zeros(scores.shape[1:], np.uint8)
-    best = scores.max(axis=0)
-    labels = scores.argmax(axis=0).astype(np.uint8)
-    labels += 1
-    labels[best <= 0] = 0
-    if unsure_margin is not None:
-        labels[np.abs(best) <= unsure_margin] = IGNORE_INDEX
-    return labels
+def _float32(array: Any) -> torch.Tensor:
+    """A CPU float32 tensor of ``array`` (numpy array, tensor or nested list)."""
+    array = np.asarray(array, dtype=np.float32)
+    # torch.from_numpy warns on read-only arrays (it cannot honour the flag); copy those.
+    return torch.from_numpy(array if array.flags.writeable else array.copy())
 
 
-def _normalize_max(probs: np.ndarray) -> np.ndarray:
-    peak = probs.reshape(probs.shape[0], -1).max(axis=1) if probs.size else np.zeros(0)
-    return probs / np.maximum(peak, 1e-5)[:, None, None].astype(probs.dtype)
+def _uint8(labels: torch.Tensor) -> np.ndarray:
+    """Long labels ``0..254`` / 255 from :mod:`mmseg_sbce.models.utils` -> uint8 numpy."""
+    return labels.numpy().astype(np.uint8)
+
+
+def _labels_mask(gt_labels: Any, num_classes: int) -> Optional[torch.Tensor]:
+    """``[C]`` bool mask of the positive classes (see :func:`_pos_indices`); None = all."""
+    if gt_labels is None:
+        return None
+    mask = torch.zeros(num_classes, dtype=torch.bool)
+    mask[torch.from_numpy(_pos_indices(gt_labels, num_classes))] = True
+    return mask
 
 
 def _pos_indices(gt_labels: Any, num_classes: int) -> np.ndarray:
@@ -223,6 +216,8 @@ def label_eq9(probs: Union[np.ndarray, torch.Tensor],
               unsure_margin: Optional[float] = None) -> np.ndarray:
     """Paper eq. 9: ``argmax_c (p_c - t'_c)`` over positive classes, background if ``<= 0``.
 
+    :func:`mmseg_sbce.models.utils.label_eq9` on float32 copies of the inputs.
+
     Args:
         probs (array): ``[C, H, W]`` unscaled probabilities ``sigmoid(x)``.
         thr (array): ``[C]`` thresholds in the same space (mapped ``t'``).
@@ -232,11 +227,9 @@ def label_eq9(probs: Union[np.ndarray, torch.Tensor],
     Returns:
         np.ndarray: ``[H, W]`` uint8 label map, ids ``0..C`` (+ 255).
     """
-    probs = np.asarray(probs, dtype=np.float32)
-    thr = np.asarray(thr, dtype=np.float32).reshape(-1)
-    pos = _pos_indices(gt_labels, probs.shape[0])
-    scores = probs[pos] - thr[pos][:, None, None]
-    return _scatter_compact(_labels_from_scores(scores, unsure_margin), pos)
+    probs = _float32(probs)
+    mask = _labels_mask(gt_labels, probs.shape[0])
+    return _uint8(rules.label_eq9(probs, _float32(thr).reshape(-1), mask, unsure_margin))
 
 
 def label_cam(probs: Union[np.ndarray, torch.Tensor],
@@ -246,6 +239,8 @@ def label_cam(probs: Union[np.ndarray, torch.Tensor],
               unsure_margin: Optional[float] = None) -> np.ndarray:
     """CAM-style labelling: ``argmax_c p_c`` over positive classes, background where
     ``max_c p_c <= bg_thr``.
+
+    :func:`mmseg_sbce.models.utils.label_cam` on a float32 copy of ``probs``.
 
     Args:
         probs (array): ``[C, H, W]`` class maps.
@@ -258,12 +253,9 @@ def label_cam(probs: Union[np.ndarray, torch.Tensor],
     Returns:
         np.ndarray: ``[H, W]`` uint8 label map, ids ``0..C`` (+ 255).
     """
-    probs = np.asarray(probs, dtype=np.float32)
-    pos = _pos_indices(gt_labels, probs.shape[0])
-    sel = probs[pos]
-    if normalize:
-        sel = _normalize_max(sel)
-    return _scatter_compact(_labels_from_scores(sel - float(bg_thr), unsure_margin), pos)
+    probs = _float32(probs)
+    mask = _labels_mask(gt_labels, probs.shape[0])
+    return _uint8(rules.label_cam(probs, bg_thr, mask, normalize, unsure_margin))
 
 
 def fractions_from_labels(label_map: np.ndarray, num_classes: int) -> np.ndarray:
@@ -394,8 +386,9 @@ def _infer(model: torch.nn.Module, img: torch.Tensor, pos: Optional[np.ndarray],
     thr = None
     if thr_logit is not None:
         scale = _logit_scale(model)
-        # t = sigmoid(mean thr logit); t' = sigmoid(logit(t) / s) = sigmoid(mean / s).
-        thr = torch.sigmoid(thr_logit.cpu() / (1.0 if scale is None else scale.cpu()))
+        # t = sigmoid(mean thr logit), so logit(t) is the mean itself: no sigmoid round trip.
+        thr = rules.map_threshold(thr_logit.cpu(), 1.0 if scale is None else scale.cpu(),
+                                  from_logits=True)
     return probs, thr
 
 
@@ -495,8 +488,12 @@ def dense_crf(img: np.ndarray,
 
 # ------------------------------------------------------------------------ label one image
 def _softmax_unary_probs(scores: np.ndarray, temperature: float) -> np.ndarray:
-    """``softmax([0, S_1..S_K] / T)`` over the label axis: ``[K + 1, H, W]`` float32."""
-    z = np.concatenate([np.zeros((1, ) + scores.shape[1:], np.float32), scores]) / temperature
+    """``softmax([0, S_1..S_K] / T)`` over the label axis: ``[K + 1, H, W]`` float32.
+
+    ``scores`` are background first (``[0, S_1..S_K]``, as from
+    :func:`mmseg_sbce.models.utils.eq9_scores`).
+    """
+    z = scores / temperature
     z -= z.max(axis=0, keepdims=True)
     np.exp(z, out=z)
     z /= z.sum(axis=0, keepdims=True)
@@ -518,23 +515,25 @@ def pseudo_label_from_maps(img_rgb: np.ndarray, probs: np.ndarray, thr: Any, pos
     Returns:
         np.ndarray: ``[H, W]`` uint8 ids ``0..C`` (+ 255).
     """
-    probs = np.asarray(probs, dtype=np.float32)
+    # Every class of the compact set ``pos`` is allowed: no labels mask.
+    probs = _float32(probs)
     if cfg['threshold'] == 'adaptive':
         if thr is None:
             raise ValueError('threshold="adaptive" needs a model with a threshold branch; '
                              'use a fixed background threshold for this model')
-        scores = probs - np.asarray(thr, np.float32).reshape(-1, 1, 1)
+        scores = rules.eq9_scores(probs, _float32(thr).reshape(-1))
     else:
-        scores = (_normalize_max(probs) if cfg['normalize_cam'] else probs) - cfg['threshold']
+        scores = rules.cam_scores(probs, cfg['threshold'], normalize=cfg['normalize_cam'])
     margin = _unsure_margin(cfg)
-    compact = _labels_from_scores(scores, margin)
+    compact = _uint8(rules.labels_from_scores(scores, margin))
     crf = cfg['crf']
     if crf['enabled'] and len(pos) > 0:
         unsure = compact == IGNORE_INDEX if margin is not None else None
         if crf['unary'] == 'labels':
             refined = dense_crf(img_rgb, compact, len(pos) + 1, crf)
         else:
-            refined = dense_crf(img_rgb, _softmax_unary_probs(scores, crf['prob_temperature']),
+            refined = dense_crf(img_rgb,
+                                _softmax_unary_probs(scores.numpy(), crf['prob_temperature']),
                                 len(pos) + 1, crf)
         compact = refined.astype(np.uint8)
         if unsure is not None:
@@ -664,10 +663,21 @@ def _default_workers() -> int:
 
 
 def _pool_context():
-    # fork: workers need only numpy, pydensecrf and PIL, and start in milliseconds
-    # (spawn would re-import torch and mmseg in every worker).
+    # fork: workers start in milliseconds (spawn would re-import torch and mmseg in every
+    # worker); they run pydensecrf, PIL and the labelling rules (small torch CPU ops).
     methods = mp.get_all_start_methods()
     return mp.get_context('fork' if 'fork' in methods else 'spawn')
+
+
+def _single_thread_worker() -> None:
+    """Pool initializer for forked workers that run torch ops: one intra-op thread.
+
+    GNU OpenMP is not fork-safe: a forked child whose parent already ran a parallel torch
+    op hangs in its first parallel region (seen here: the pool never returns). With one
+    thread torch never opens one; the workers are the parallelism anyway (torch's own
+    DataLoader workers do the same).
+    """
+    torch.set_num_threads(1)
 
 
 def generate_pseudo_labels(model: torch.nn.Module,
@@ -779,7 +789,8 @@ def generate_pseudo_labels(model: torch.nn.Module,
             bar.update()
 
     start = time.perf_counter()
-    pool = _pool_context().Pool(workers) if workers > 0 else None
+    pool = _pool_context().Pool(workers, initializer=_single_thread_worker) \
+        if workers > 0 else None
     pending: deque = deque()
     # While the workers keep the cores busy, a multi-threaded CPU forward pass in this
     # process oversubscribes them (OpenMP threads wait on descheduled siblings: measured

@@ -133,7 +133,8 @@ def _map(func, items: Sequence, workers: Optional[int]) -> Iterable:
 def _pool_imap(func, items, workers):
     methods = mp.get_all_start_methods()
     ctx = mp.get_context('fork' if 'fork' in methods else 'spawn')
-    with ctx.Pool(workers) as pool:
+    from mmseg_sbce.apis.pseudo_label import _single_thread_worker  # workers run torch ops
+    with ctx.Pool(workers, initializer=_single_thread_worker) as pool:
         yield from pool.imap_unordered(func, items, chunksize=max(1, len(items) //
                                                                    (workers * 8)))
 
@@ -216,8 +217,8 @@ def _sweep_one(img_id: str, probs_dir: str, gt_dir: str, num_classes: int,
                thresholds: np.ndarray, normalize: bool) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """Confusion matrices of one image for every threshold ``[T, N, N + 1]`` in a single
     ``bincount``, plus the adaptive (eq. 9, no dCRF) matrix when thresholds were saved."""
-    from mmseg_sbce.apis.pseudo_label import _labels_from_scores, _normalize_max, \
-        _scatter_compact
+    from mmseg_sbce.apis.pseudo_label import _float32, _scatter_compact, _uint8
+    from mmseg_sbce.models.utils import label_eq9, normalize_max
     gt = read_label_png(osp.join(gt_dir, img_id + '.png'))
     npz_path = osp.join(probs_dir, img_id + '.npz')
     n, t = num_classes, len(thresholds)
@@ -241,7 +242,7 @@ def _sweep_one(img_id: str, probs_dir: str, gt_dir: str, num_classes: int,
         arg = np.zeros(g.shape, np.int64)
         best = np.zeros(g.shape, np.float32)
     else:
-        cam = _normalize_max(probs) if normalize else probs
+        cam = normalize_max(_float32(probs)).numpy() if normalize else probs
         arg = (classes[cam.argmax(axis=0)] + 1)[valid]
         best = cam.max(axis=0)[valid]
     # bucket b = number of thresholds strictly below the pixel's best score; the pixel is
@@ -257,8 +258,8 @@ def _sweep_one(img_id: str, probs_dir: str, gt_dir: str, num_classes: int,
     cms[:, :, 0] += np.bincount(g, minlength=n)[None] - fg.sum(axis=2)
     adaptive = None
     if len(classes) == 0 or np.isfinite(thr).all():
-        scores = probs - thr.reshape(-1, 1, 1)
-        pred = _scatter_compact(_labels_from_scores(scores), classes)
+        # All saved classes are the image's positive ones: compact labels need no mask.
+        pred = _scatter_compact(_uint8(label_eq9(_float32(probs), _float32(thr))), classes)
         adaptive = confusion_matrix(pred, gt, n)
     return cms, adaptive
 

@@ -1,6 +1,9 @@
 # Copyright (c) mmseg-sbce contributors.
 import os
 import os.path as osp
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -283,6 +286,36 @@ def test_runner_writes_labels_and_probs(data_root, tmp_path):
             assert z['probs'].dtype == np.float16
             assert z['probs'].shape == (len(z['classes']), ) + gt.shape
             np.testing.assert_allclose(z['thr'], 0.5)
+
+
+# Run in a child process: a hang must fail the test, not stall the whole suite.
+_FORKED_WORKERS_SCRIPT = textwrap.dedent("""
+    import sys
+    import torch
+    import mmseg_sbce  # noqa: F401
+    from mmseg_sbce.apis import generate_pseudo_labels
+    sys.path.insert(0, sys.argv[1])
+    import fake_wsss as fw
+    fw.make_dataset(sys.argv[2], num=2, size=(240, 320))
+    torch.set_num_threads(2)
+    x = torch.rand(1500, 1500)
+    (x @ x + 1).sum()  # the parent has used its OpenMP thread pool, as during training
+    s = generate_pseudo_labels(
+        fw.FakeColorClassifier(stride=8), fw.build_dataset(sys.argv[2]), sys.argv[3],
+        dict(scales=(1.0, ), crf=dict(unary='probs', iterations=1)), workers=2,
+        net_threads=2, progress=False)
+    assert s['written'] == 2, s
+""")
+
+
+def test_forked_workers_run_torch_labelling_after_parallel_parent(tmp_path):
+    """The workers label with torch; GNU OpenMP would hang a forked child of a parent that
+    used its thread pool unless the pool initializer makes the workers single-threaded."""
+    proc = subprocess.run(
+        [sys.executable, '-c', _FORKED_WORKERS_SCRIPT, osp.dirname(fw.__file__),
+         str(tmp_path / 'data'), str(tmp_path / 'out')],
+        capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_runner_pool_equals_inline_and_sharding(data_root, tmp_path):

@@ -11,7 +11,7 @@ from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, OptSampleList, SampleList
-from ..utils import eq9_scores
+from ..utils import cam_scores, eq9_scores
 
 
 @MODELS.register_module()
@@ -25,7 +25,8 @@ class SBCEClassifier(BaseSegmentor):
     Prediction (single scale, one pass; multi-scale + flip lives in
     ``mmseg_sbce.apis.pseudo_label``): the unscaled logits are upsampled bilinearly to the
     padded input, padding is removed, flips are undone, they are resized to ``ori_shape``
-    and turned into ``p = sigmoid(x)`` (no logit scale). Then, with ``test_cfg``:
+    and turned into ``p = sigmoid(x)`` (no logit scale). Then, with ``test_cfg``, by the
+    rules of :mod:`mmseg_sbce.models.utils` (the ones pseudo-label generation uses):
 
     - ``threshold='adaptive'`` (default): eq. 9 with the learned threshold mapped into the
       unscaled space, ``t'_c = sigmoid(thr_logit_c / s_c)``: label
@@ -183,16 +184,13 @@ class SBCEClassifier(BaseSegmentor):
                 if self.test_cfg['use_gt_labels']:
                     labels_mask = data_samples[i].get('gt_labels', None)
             probs = logits[0].sigmoid()
-            if threshold == 'adaptive':
-                sample_thr = thr[i]
-            else:
-                sample_thr = float(threshold)
-                if self.test_cfg['max_normalize']:
-                    peak = probs.flatten(1).max(dim=1).values.clamp(min=1e-5)
-                    probs = probs / peak[:, None, None]
             if labels_mask is not None:
                 labels_mask = torch.as_tensor(labels_mask, device=probs.device)
-            scores = eq9_scores(probs, sample_thr, labels_mask)
+            if threshold == 'adaptive':
+                scores = eq9_scores(probs, thr[i], labels_mask)
+            else:
+                scores = cam_scores(probs, float(threshold), labels_mask,
+                                    normalize=self.test_cfg['max_normalize'])
             data_samples[i].set_data({
                 'seg_logits': PixelData(data=scores),
                 'pred_sem_seg': PixelData(data=scores.argmax(dim=0, keepdim=True)),
