@@ -224,3 +224,28 @@ def test_head_on_mmpretrain_vgg():
     outs = VGG(depth=11, out_indices=(3, ))(torch.randn(1, 3, 32, 32))
     head = SBCEHead(in_channels=512, num_classes=C)
     assert head(outs)[0].shape[:2] == (1, C)
+
+
+@pytest.mark.parametrize('mode', ['sbce-classifier', 'sbce-threshold'])
+@pytest.mark.parametrize('case', ['absent', 'whole', 'all_background'])
+def test_q_edge_cases_are_finite(mode, case):
+    """A positive class absent from its Q map (Q = 0, e.g. dCRF lost it), covering the whole
+    image (Q = 1), or a map where dCRF kept no foreground at all: finite loss and gradients.
+    With Q = 0 the percentile threshold is the map's maximum (every pixel is pushed down),
+    which may round to 1.0 in float32; the loss clamps it."""
+    seg = {
+        'absent': torch.where(torch.arange(64).view(8, 8) < 32, 1, 0),  # class 2 absent
+        'whole': torch.full((8, 8), 1),  # class 0 covers the image
+        'all_background': torch.zeros(8, 8, dtype=torch.long),
+    }[case]
+    head = make_head()
+    head.set_train_mode(mode)
+    x = (torch.randn(1, IN, 6, 6) * 5).requires_grad_()
+    losses = head.loss([x], [sample([1, 0, 1], seg)])
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(total)
+    total.backward()
+    assert torch.isfinite(x.grad).all()
+    assert all(torch.isfinite(p.grad).all() for p in head.parameters() if p.grad is not None)
+    if 'mean_thr' in losses:
+        assert 0 < float(losses['mean_thr']) <= 1
