@@ -178,6 +178,7 @@ class Demo:
             pseudo = osp.join(w, 'pseudo_sbce')
             self.stage('7_deeplab', lambda: self.py(
                 'tools/train.py', DEEPLAB_CFG, '--work-dir', osp.join(w, 'deeplab'),
+                '--cfg-options', *data_opt,
                 f'train_dataloader.dataset.data_prefix.seg_map_path={pseudo}',
                 log=osp.join(w, 'deeplab.log')))
         self.summarise(phases)
