@@ -232,30 +232,30 @@ def label_eq9(probs: Union[np.ndarray, torch.Tensor],
     return _uint8(rules.label_eq9(probs, _float32(thr).reshape(-1), mask, unsure_margin))
 
 
-def label_cam(probs: Union[np.ndarray, torch.Tensor],
+def label_cam(logits: Union[np.ndarray, torch.Tensor],
               bg_thr: float,
               gt_labels: Any = None,
               normalize: bool = True,
               unsure_margin: Optional[float] = None) -> np.ndarray:
-    """CAM-style labelling: ``argmax_c p_c`` over positive classes, background where
-    ``max_c p_c <= bg_thr``.
+    """CAM-style labelling: ``argmax_c m_c`` over positive classes, background where
+    ``max_c m_c <= bg_thr``; ``m`` is the CAM ``relu(x_c) / max relu(x_c)`` (the PSA/IRN
+    convention) with ``normalize``, else the probability ``sigmoid(x_c)``.
 
-    :func:`mmseg_sbce.models.utils.label_cam` on a float32 copy of ``probs``.
+    :func:`mmseg_sbce.models.utils.label_cam` on a float32 copy of ``logits``.
 
     Args:
-        probs (array): ``[C, H, W]`` class maps.
+        logits (array): ``[C, H, W]`` unscaled class logits.
         bg_thr (float): the fixed background threshold.
         gt_labels: positive classes (multi-hot ``[C]`` or indices); None = all classes.
-        normalize (bool): max-normalise each positive class map first (``p_c / max p_c``,
-            the PSA/IRN CAM convention).
-        unsure_margin (float, optional): 255 where ``|max_c p_c - bg_thr| <= margin``.
+        normalize (bool): threshold the CAM rather than the probability.
+        unsure_margin (float, optional): 255 where ``|max_c m_c - bg_thr| <= margin``.
 
     Returns:
         np.ndarray: ``[H, W]`` uint8 label map, ids ``0..C`` (+ 255).
     """
-    probs = _float32(probs)
-    mask = _labels_mask(gt_labels, probs.shape[0])
-    return _uint8(rules.label_cam(probs, bg_thr, mask, normalize, unsure_margin))
+    logits = _float32(logits)
+    mask = _labels_mask(gt_labels, logits.shape[0])
+    return _uint8(rules.label_cam(logits, bg_thr, mask, normalize, unsure_margin))
 
 
 def fractions_from_labels(label_map: np.ndarray, num_classes: int) -> np.ndarray:
@@ -369,7 +369,8 @@ class _EvalMode:
 def _infer(model: torch.nn.Module, img: torch.Tensor, pos: Optional[np.ndarray],
            scales: Sequence[float], flip: bool,
            preprocess: Optional[bool]) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-    """(probs of the ``pos`` channels ``[K, H, W]``, mapped thresholds ``[C]``), on CPU."""
+    """(mean logits of the ``pos`` channels ``[K, H, W]``, mapped thresholds ``[C]``), on
+    CPU."""
     if preprocess is None:
         preprocess = img.dtype == torch.uint8 or img.dim() == 3
     device = _device_of(model)
@@ -382,14 +383,14 @@ def _infer(model: torch.nn.Module, img: torch.Tensor, pos: Optional[np.ndarray],
             inputs = inputs[None]
         out_hw = tuple(inputs.shape[-2:])
     logits, thr_logit = _multi_scale_logits(model, inputs, out_hw, pos, scales, flip)
-    probs = torch.sigmoid(logits).cpu()
+    logits = logits.cpu()
     thr = None
     if thr_logit is not None:
         scale = _logit_scale(model)
         # t = sigmoid(mean thr logit), so logit(t) is the mean itself: no sigmoid round trip.
         thr = rules.map_threshold(thr_logit.cpu(), 1.0 if scale is None else scale.cpu(),
                                   from_logits=True)
-    return probs, thr
+    return logits, thr
 
 
 def multi_scale_maps(model: torch.nn.Module,
@@ -397,9 +398,10 @@ def multi_scale_maps(model: torch.nn.Module,
                      gt_labels: Any = None,
                      scales: Sequence[float] = (1.0, 0.5, 1.5, 2.0),
                      flip: bool = True,
-                     preprocess: Optional[bool] = None
-                     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-    """Multi-scale (+ flip) class probabilities and the mapped adaptive threshold.
+                     preprocess: Optional[bool] = None,
+                     logits: bool = False) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """Multi-scale (+ flip) class probabilities (or logits) and the mapped adaptive
+    threshold.
 
     Each scale is one forward pass of a batch ``[image, flipped image]``; the unscaled
     classifier logits are upsampled bilinearly to the image size, flipped back and averaged
@@ -421,20 +423,25 @@ def multi_scale_maps(model: torch.nn.Module,
         flip (bool): add horizontal flips.
         preprocess (bool, optional): force (True) or skip (False) the data preprocessor;
             None decides from the tensor (uint8 or 3-D -> preprocess).
+        logits (bool): return the mean logits ``x`` instead of ``sigmoid(x)`` (what the
+            CAM rule needs, see :func:`mmseg_sbce.models.utils.cam_from_logits`); absent
+            classes then get ``-inf``.
 
     Returns:
-        tuple: ``probs`` ``[C, H, W]`` float32 and ``thr`` ``[C]`` float32 (mapped ``t'``;
-        None if the model has no threshold branch), both on CPU.
+        tuple: ``probs`` (or logits) ``[C, H, W]`` float32 and ``thr`` ``[C]`` float32
+        (mapped ``t'``; None if the model has no threshold branch), both on CPU.
     """
     model = _unwrap(model)
     with _EvalMode(model):
-        probs_all, thr = _infer(model, img, None, scales, flip, preprocess)
+        maps, thr = _infer(model, img, None, scales, flip, preprocess)
+    if not logits:
+        maps = maps.sigmoid()
     if gt_labels is not None:
-        pos = _pos_indices(gt_labels, probs_all.shape[0])
-        keep = torch.zeros(probs_all.shape[0], dtype=torch.bool)
+        pos = _pos_indices(gt_labels, maps.shape[0])
+        keep = torch.zeros(maps.shape[0], dtype=torch.bool)
         keep[torch.as_tensor(pos, dtype=torch.long)] = True
-        probs_all[~keep] = 0
-    return probs_all, thr
+        maps[~keep] = float('-inf') if logits else 0.0
+    return maps, thr
 
 
 # ----------------------------------------------------------------------------- dense CRF
@@ -500,13 +507,15 @@ def _softmax_unary_probs(scores: np.ndarray, temperature: float) -> np.ndarray:
     return z
 
 
-def pseudo_label_from_maps(img_rgb: np.ndarray, probs: np.ndarray, thr: Any, pos: np.ndarray,
+def pseudo_label_from_maps(img_rgb: np.ndarray, logits: np.ndarray, thr: Any, pos: np.ndarray,
                            cfg: dict) -> np.ndarray:
-    """Label one image from the probabilities of its positive classes.
+    """Label one image from the logits of its positive classes.
 
     Args:
         img_rgb (np.ndarray): ``[H, W, 3]`` uint8 RGB (for the dCRF).
-        probs (np.ndarray): ``[K, H, W]`` probabilities of the positive classes ``pos``.
+        logits (np.ndarray): ``[K, H, W]`` unscaled mean logits of the positive classes
+            ``pos`` (eq. 9 compares ``sigmoid(x)`` with ``t'``; the CAM rule normalises
+            ``relu(x)``).
         thr: ``[K]`` mapped thresholds (adaptive) or ignored when ``cfg['threshold']`` is a
             float.
         pos (np.ndarray): ``[K]`` foreground class indices.
@@ -516,14 +525,14 @@ def pseudo_label_from_maps(img_rgb: np.ndarray, probs: np.ndarray, thr: Any, pos
         np.ndarray: ``[H, W]`` uint8 ids ``0..C`` (+ 255).
     """
     # Every class of the compact set ``pos`` is allowed: no labels mask.
-    probs = _float32(probs)
+    logits = _float32(logits)
     if cfg['threshold'] == 'adaptive':
         if thr is None:
             raise ValueError('threshold="adaptive" needs a model with a threshold branch; '
                              'use a fixed background threshold for this model')
-        scores = rules.eq9_scores(probs, _float32(thr).reshape(-1))
+        scores = rules.eq9_scores(logits.sigmoid(), _float32(thr).reshape(-1))
     else:
-        scores = rules.cam_scores(probs, cfg['threshold'], normalize=cfg['normalize_cam'])
+        scores = rules.cam_scores(logits, cfg['threshold'], normalize=cfg['normalize_cam'])
     margin = _unsure_margin(cfg)
     compact = _uint8(rules.labels_from_scores(scores, margin))
     crf = cfg['crf']
@@ -576,14 +585,19 @@ def save_label_png(label: np.ndarray, path: str) -> None:
         raise
 
 
-def save_probs_npz(path: str, probs: np.ndarray, classes: np.ndarray, thr: Any) -> None:
-    """Write ``probs`` (float16 ``[K, H, W]``), ``classes`` (int ``[K]``) and ``thr``
-    (float32 ``[K]``, NaN without a threshold branch) with ``np.savez_compressed``,
-    atomically."""
+def save_maps_npz(path: str, logits: np.ndarray, classes: np.ndarray, thr: Any) -> None:
+    """Write ``logits`` (float16 ``[K, H, W]``, the unscaled mean logits: probabilities are
+    ``sigmoid`` of them, CAMs their max-normalised ReLU), ``classes`` (int ``[K]``) and
+    ``thr`` (float32 ``[K]`` mapped ``t'``, NaN without a threshold branch) with
+    ``np.savez_compressed``, atomically.
+
+    Logits rather than probabilities: float16 rounds ``sigmoid(x)`` to 1 beyond ``x ~ 7.6``,
+    which would erase every CAM and threshold sweep above that."""
     thr_arr = np.full(len(classes), np.nan, np.float32) if thr is None \
         else np.asarray(thr, np.float32)
+    fp16_max = float(np.finfo(np.float16).max)
     buf = io.BytesIO()
-    np.savez_compressed(buf, probs=np.asarray(probs, np.float16),
+    np.savez_compressed(buf, logits=np.clip(logits, -fp16_max, fp16_max).astype(np.float16),
                         classes=np.asarray(classes, np.int64), thr=thr_arr)
     tmp = _tmp_name(path)
     try:
@@ -596,6 +610,22 @@ def save_probs_npz(path: str, probs: np.ndarray, classes: np.ndarray, thr: Any) 
         raise
 
 
+def load_maps_npz(path: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read a file of :func:`save_maps_npz`.
+
+    Returns:
+        tuple: ``logits`` float32 ``[K, H, W]``, ``classes`` int64 ``[K]``, ``thr`` float32
+        ``[K]`` (NaN without a threshold branch).
+    """
+    with np.load(path) as data:
+        if 'logits' not in data:
+            raise ValueError(f'{path} holds no "logits" array (keys: {sorted(data.files)}): '
+                             'written by an older mmseg-sbce that saved probabilities; '
+                             'export it again with tools/gen_pseudo.py --save-probs')
+        return (data['logits'].astype(np.float32), data['classes'].astype(np.int64),
+                data['thr'].astype(np.float32))
+
+
 def output_paths(out_dir: str, img_id: str) -> Tuple[str, str]:
     """``({out_dir}/{img_id}.png, {out_dir}/probs/{img_id}.npz)``."""
     return osp.join(out_dir, f'{img_id}.png'), osp.join(out_dir, 'probs', f'{img_id}.npz')
@@ -603,17 +633,17 @@ def output_paths(out_dir: str, img_id: str) -> Tuple[str, str]:
 
 def _process_job(job: tuple) -> tuple:
     """Worker: label (+ dCRF) one image and write its files. Returns a small result tuple."""
-    (img_id, img_chw, is_bgr, probs, thr, pos, num_classes, cfg, out_dir, save_probs) = job
+    (img_id, img_chw, is_bgr, logits, thr, pos, num_classes, cfg, out_dir, save_probs) = job
     start = time.perf_counter()
     try:
         img = img_chw.transpose(1, 2, 0)
         img = np.ascontiguousarray(img[..., ::-1] if is_bgr else img)
-        label = pseudo_label_from_maps(img, probs, thr, pos, cfg)
+        label = pseudo_label_from_maps(img, logits, thr, pos, cfg)
         png_path, npz_path = output_paths(out_dir, img_id)
         os.makedirs(osp.dirname(png_path) or '.', exist_ok=True)
         if save_probs:
             os.makedirs(osp.dirname(npz_path), exist_ok=True)
-            save_probs_npz(npz_path, probs, pos, thr)
+            save_maps_npz(npz_path, logits, pos, thr)
         save_label_png(label, png_path)  # last: a PNG means this image is complete
         fractions = fractions_from_labels(label, num_classes)
     except Exception as exc:  # reported by the main process, the run goes on
@@ -704,7 +734,7 @@ def generate_pseudo_labels(model: torch.nn.Module,
 
     Output layout: ``{out_dir}/{img_id}.png`` (mode 'P', VOC palette, ids ``0..C`` and 255,
     the size of the packed image) and with ``save_probs``
-    ``{out_dir}/probs/{img_id}.npz`` (``probs`` float16 ``[K, H, W]`` for the image's K
+    ``{out_dir}/probs/{img_id}.npz`` (``logits`` float16 ``[K, H, W]`` for the image's K
     positive classes before the threshold, ``classes`` their indices, ``thr`` the mapped
     thresholds). Every file is written under a temporary name and renamed.
 
@@ -724,7 +754,8 @@ def generate_pseudo_labels(model: torch.nn.Module,
             None uses every core available to this process (divided by
             ``LOCAL_WORLD_SIZE`` under torchrun).
         skip_existing (bool): skip images whose PNG (and npz, with ``save_probs``) exists.
-        save_probs (bool): also write the compressed probability maps.
+        save_probs (bool): also write the compressed score maps (:func:`save_maps_npz`:
+            logits, from which probabilities and CAMs follow).
         progress (bool): show an mmengine progress bar (rate, ETA) on rank 0.
         logger: an mmengine logger or its name for :func:`print_log`; None = current.
         max_in_flight (int, optional): images queued for the workers; default
@@ -822,19 +853,19 @@ def generate_pseudo_labels(model: torch.nn.Module,
                     pos = _pos_indices(_image_labels(data, info), num_classes)
                     t0 = time.perf_counter()
                     if len(pos):
-                        probs, thr = _infer(net, img, pos, pcfg['scales'], pcfg['flip'],
-                                            None)
+                        logits, thr = _infer(net, img, pos, pcfg['scales'], pcfg['flip'],
+                                             None)
                         thr_pos = None if thr is None else thr[torch.as_tensor(
                             pos, dtype=torch.long)].numpy()
                     else:  # no foreground label: all background, no forward pass needed
-                        probs = torch.zeros((0, ) + tuple(img.shape[-2:]))
+                        logits = torch.zeros((0, ) + tuple(img.shape[-2:]))
                         thr_pos = np.zeros(0, np.float32)
                     summary['net_s'] += time.perf_counter() - t0
                 except Exception as exc:
                     collect((img_id, False, f'{type(exc).__name__}: {exc}', 0.0))
                     continue
                 job = (img_id, np.asarray(img.cpu().numpy(), dtype=np.uint8), is_bgr,
-                       probs.numpy(), thr_pos, pos, num_classes, pcfg, out_dir,
+                       logits.numpy(), thr_pos, pos, num_classes, pcfg, out_dir,
                        save_probs)
                 if pool is None:
                     collect(_process_job(job))

@@ -217,24 +217,22 @@ def _sweep_one(img_id: str, probs_dir: str, gt_dir: str, num_classes: int,
                thresholds: np.ndarray, normalize: bool) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """Confusion matrices of one image for every threshold ``[T, N, N + 1]`` in a single
     ``bincount``, plus the adaptive (eq. 9, no dCRF) matrix when thresholds were saved."""
-    from mmseg_sbce.apis.pseudo_label import _float32, _scatter_compact, _uint8
-    from mmseg_sbce.models.utils import label_eq9, normalize_max
+    from mmseg_sbce.apis.pseudo_label import (_float32, _scatter_compact, _uint8,
+                                              load_maps_npz)
+    from mmseg_sbce.models.utils import cam_from_logits, label_eq9
     gt = read_label_png(osp.join(gt_dir, img_id + '.png'))
     npz_path = osp.join(probs_dir, img_id + '.npz')
     n, t = num_classes, len(thresholds)
     if osp.isfile(npz_path):
-        with np.load(npz_path) as data:
-            probs = data['probs'].astype(np.float32)
-            classes = data['classes'].astype(np.int64)
-            thr = data['thr'].astype(np.float32)
-        if probs.shape[1:] != gt.shape:
-            raise ValueError(f'{img_id}: probabilities {probs.shape[1:]} and ground truth '
+        logits, classes, thr = load_maps_npz(npz_path)
+        if logits.shape[1:] != gt.shape:
+            raise ValueError(f'{img_id}: score maps {logits.shape[1:]} and ground truth '
                              f'{gt.shape} differ in size')
     else:  # allowed missing: counted as misses at every threshold
-        probs, classes, thr = None, None, None
+        logits, classes, thr = None, None, None
     valid = gt != IGNORE_INDEX
     g = gt[valid].astype(np.int64)
-    if probs is None:
+    if logits is None:
         cms = np.zeros((t, n, n + 1), np.int64)
         cms[:, :, n] = np.bincount(g, minlength=n)[None]
         return cms, cms[0].copy()
@@ -242,7 +240,8 @@ def _sweep_one(img_id: str, probs_dir: str, gt_dir: str, num_classes: int,
         arg = np.zeros(g.shape, np.int64)
         best = np.zeros(g.shape, np.float32)
     else:
-        cam = normalize_max(_float32(probs)).numpy() if normalize else probs
+        maps = _float32(logits)
+        cam = (cam_from_logits(maps) if normalize else maps.sigmoid()).numpy()
         arg = (classes[cam.argmax(axis=0)] + 1)[valid]
         best = cam.max(axis=0)[valid]
     # bucket b = number of thresholds strictly below the pixel's best score; the pixel is
@@ -259,7 +258,8 @@ def _sweep_one(img_id: str, probs_dir: str, gt_dir: str, num_classes: int,
     adaptive = None
     if len(classes) == 0 or np.isfinite(thr).all():
         # All saved classes are the image's positive ones: compact labels need no mask.
-        pred = _scatter_compact(_uint8(label_eq9(_float32(probs), _float32(thr))), classes)
+        pred = _scatter_compact(_uint8(label_eq9(_float32(logits).sigmoid(), _float32(thr))),
+                                classes)
         adaptive = confusion_matrix(pred, gt, n)
     return cms, adaptive
 
@@ -276,7 +276,8 @@ def threshold_sweep(probs_dir: str,
     """CAM-style background-threshold sweep over saved probability maps (no dCRF).
 
     For every threshold ``b`` the label is ``argmax_c p_c`` over the image's positive classes
-    (max-normalised per class with ``normalize_cam``), background where ``max_c p_c <= b``.
+    (the CAM ``relu(x) / max relu(x)`` with ``normalize_cam``, else ``sigmoid(x)``),
+    background where ``max_c m_c <= b``.
     Where the npz files hold the adaptive thresholds, the eq. 9 labelling of the same maps
     (no dCRF) is evaluated too, for a like-for-like comparison.
 
@@ -286,7 +287,8 @@ def threshold_sweep(probs_dir: str,
         ids (Sequence[str]): image ids.
         thresholds (Sequence[float]): background thresholds (sorted here).
         num_classes (int): ``N`` including background.
-        normalize_cam (bool): max-normalise class maps before thresholding.
+        normalize_cam (bool): threshold CAMs (max-normalised ReLU of the saved logits)
+            rather than probabilities.
         allow_missing (bool): count missing npz files as all-255 instead of raising.
         workers (int, optional): processes reading files.
 

@@ -5,6 +5,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+import torch
 from PIL import Image
 
 from mmseg_sbce.datasets.palette import voc_colormap
@@ -17,10 +18,13 @@ def _colour_labels(label: np.ndarray) -> np.ndarray:
 
 
 def _cam_picture(npz_path: str, img: np.ndarray) -> np.ndarray:
-    """Heat map of the strongest positive-class probability, blended over the image."""
-    with np.load(npz_path) as data:
-        probs = data['probs'].astype(np.float32)
-    cam = probs.max(axis=0) if len(probs) else np.zeros(img.shape[:2], np.float32)
+    """Heat map of the strongest positive-class CAM (max-normalised ReLU of the logits),
+    blended over the image."""
+    from mmseg_sbce.apis.pseudo_label import load_maps_npz
+    from mmseg_sbce.models.utils import cam_from_logits
+    logits = load_maps_npz(npz_path)[0]
+    cam = cam_from_logits(torch.from_numpy(logits)).numpy().max(axis=0) if len(logits) \
+        else np.zeros(img.shape[:2], np.float32)
     heat = cv2.applyColorMap(np.uint8(np.clip(cam, 0, 1) * 255), cv2.COLORMAP_JET)
     return cv2.addWeighted(img, 0.4, heat, 0.6, 0)
 

@@ -7,8 +7,8 @@ call these, so training-time evaluation and pseudo-label export label pixels ide
 
 * the threshold mapping ``t' = sigmoid(logit(t) / s)``: :func:`map_threshold`;
 * eq. 9 with per-class thresholds: :func:`eq9_scores`, :func:`label_eq9`;
-* the fixed background threshold (CAM style, optional max-normalisation):
-  :func:`normalize_max`, :func:`cam_scores`, :func:`label_cam`;
+* the fixed background threshold on CAMs (max-normalised ReLU of the logits) or on
+  probabilities: :func:`cam_from_logits`, :func:`cam_scores`, :func:`label_cam`;
 * the optional "unsure -> 255" margin rule: :func:`labels_from_scores`.
 
 Scores are ``[0, S_1, ..., S_C]`` along the class axis (background score 0 first), so the
@@ -109,47 +109,54 @@ def eq9_scores(probs: Tensor,
     return scores if batched else scores[0]
 
 
-def normalize_max(probs: Tensor, eps: float = 1e-5) -> Tensor:
-    """Max-normalise each class map over the image: ``p_c / max(max_pixels p_c, eps)``.
+def cam_from_logits(logits: Tensor, eps: float = 1e-5) -> Tensor:
+    """Class activation maps: ``relu(x_c) / max(max_pixels relu(x_c), eps)`` per class map.
 
-    The PSA/IRN CAM convention, under which fixed background thresholds such as 0.2-0.4 are
-    meaningful. Never combined with the adaptive threshold (``t'`` lives in the space of the
-    raw probabilities).
+    The CAM convention of PSA/IRN (max-normalised ReLU of the class score map), under which
+    fixed background thresholds such as 0.2-0.4 are meaningful. It is computed from the
+    logits, never from probabilities: ``sigmoid`` saturates (float32 rounds it to 1 beyond
+    ``x ~ 17``, float16 beyond ``x ~ 7.6``) and a GAP-BCE classifier's logits reach tens, so
+    normalising probabilities would flatten the CAM into a plateau and make every threshold
+    below ~0.99 label a halo around the objects. Never combined with the adaptive threshold
+    (``t'`` lives in the space of the unscaled probabilities).
 
     Args:
-        probs (Tensor): ``[C, H, W]`` or ``[B, C, H, W]`` class maps.
-        eps (float): lower bound of the divisor (an all-zero map stays zero).
+        logits (Tensor): ``[C, H, W]`` or ``[B, C, H, W]`` unscaled class logits ``x``.
+        eps (float): lower bound of the divisor (a map without positive logits is all 0).
 
     Returns:
-        Tensor: normalised maps with the shape of ``probs``.
+        Tensor: CAMs in ``[0, 1]`` with the shape of ``logits``.
     """
-    if probs.numel() == 0:
-        return probs.clone()
-    peak = probs.flatten(-2).amax(dim=-1).clamp(min=eps)
-    return probs / peak[..., None, None]
+    cam = logits.clamp(min=0)
+    if cam.numel() == 0:
+        return cam
+    peak = cam.flatten(-2).amax(dim=-1).clamp(min=eps)
+    return cam / peak[..., None, None]
 
 
-def cam_scores(probs: Tensor,
+def cam_scores(logits: Tensor,
                bg_thr: float,
                labels_mask: Optional[Tensor] = None,
                normalize: bool = True) -> Tensor:
     """Scores of the fixed background-threshold (CAM-style) rule, background first.
 
-    ``S_c = p̂_c - bg_thr`` with ``p̂ = normalize_max(p)`` when ``normalize`` else ``p``, i.e.
-    :func:`eq9_scores` with one constant threshold: the label is ``argmax_c p̂_c`` over the
-    allowed classes where ``max_c p̂_c > bg_thr``, else background.
+    ``S_c = m_c - bg_thr`` with ``m = cam_from_logits(x)`` when ``normalize`` else the
+    probability ``m = sigmoid(x)``, i.e. :func:`eq9_scores` with one constant threshold: the
+    label is ``argmax_c m_c`` over the allowed classes where ``max_c m_c > bg_thr``, else
+    background.
 
     Args:
-        probs (Tensor): ``[C, H, W]`` or ``[B, C, H, W]`` class maps.
+        logits (Tensor): ``[C, H, W]`` or ``[B, C, H, W]`` unscaled class logits.
         bg_thr (float): the background threshold.
         labels_mask (Tensor, optional): ``[C]`` / ``[B, C]`` allowed classes; all if None.
-        normalize (bool): max-normalise each class map first (:func:`normalize_max`).
+        normalize (bool): threshold the CAM (:func:`cam_from_logits`) rather than the
+            probability.
 
     Returns:
         Tensor: scores ``[C + 1, H, W]`` or ``[B, C + 1, H, W]``.
     """
-    return eq9_scores(normalize_max(probs) if normalize else probs, float(bg_thr),
-                      labels_mask)
+    maps = cam_from_logits(logits) if normalize else logits.sigmoid()
+    return eq9_scores(maps, float(bg_thr), labels_mask)
 
 
 def labels_from_scores(scores: Tensor, unsure_margin: Optional[float] = None) -> Tensor:
@@ -199,7 +206,7 @@ def label_eq9(probs: Tensor,
     return labels_from_scores(eq9_scores(probs, thr, labels_mask), unsure_margin)
 
 
-def label_cam(probs: Tensor,
+def label_cam(logits: Tensor,
               bg_thr: float,
               labels_mask: Optional[Tensor] = None,
               normalize: bool = True,
@@ -207,14 +214,15 @@ def label_cam(probs: Tensor,
     """Label pixels by the fixed background threshold (see :func:`cam_scores`).
 
     Args:
-        probs (Tensor): ``[C, H, W]`` or ``[B, C, H, W]`` class maps.
+        logits (Tensor): ``[C, H, W]`` or ``[B, C, H, W]`` unscaled class logits.
         bg_thr (float): the background threshold.
         labels_mask (Tensor, optional): ``[C]`` / ``[B, C]`` allowed classes.
-        normalize (bool): max-normalise each class map first.
-        unsure_margin (float, optional): 255 where ``|max_c p̂_c - bg_thr| <= margin``.
+        normalize (bool): threshold the CAM rather than the probability.
+        unsure_margin (float, optional): 255 where ``|max_c m_c - bg_thr| <= margin``.
 
     Returns:
         Tensor: long labels ``[H, W]`` / ``[B, H, W]``: 0 background, ``c + 1`` class ``c``
         (255 unsure).
     """
-    return labels_from_scores(cam_scores(probs, bg_thr, labels_mask, normalize), unsure_margin)
+    return labels_from_scores(cam_scores(logits, bg_thr, labels_mask, normalize),
+                              unsure_margin)

@@ -13,10 +13,11 @@ from PIL import Image
 
 import mmseg_sbce  # noqa: F401
 from mmseg_sbce.apis import (PSEUDO_CFG_DEFAULTS, dense_crf, fractions_from_labels,
-                             generate_pseudo_labels, label_cam, label_eq9, map_threshold,
-                             multi_scale_maps, pseudo_label_from_maps, resolve_pseudo_cfg,
-                             save_label_png)
+                             generate_pseudo_labels, label_cam, label_eq9, load_maps_npz,
+                             map_threshold, multi_scale_maps, pseudo_label_from_maps,
+                             resolve_pseudo_cfg, save_label_png)
 from mmseg_sbce.apis import pseudo_label as pl
+from mmseg_sbce.models.utils import cam_from_logits
 
 import fake_wsss as fw  # noqa: E402  (tests/test_apis is on sys.path under pytest)
 
@@ -81,15 +82,25 @@ def test_label_eq9_hand_made():
 
 
 def test_label_cam_normalisation():
-    probs = np.zeros((2, 1, 4), np.float32)
-    probs[0, 0] = [0.1, 0.2, 0.4, 0.05]   # peak 0.4
-    probs[1, 0] = [0.5, 0.1, 0.0, 0.45]   # peak 0.5
-    raw = label_cam(probs, 0.3, [0, 1], normalize=False)
-    np.testing.assert_array_equal(raw, [[2, 0, 1, 2]])
-    # Max-normalised: class 0 -> [.25 .5 1 .125], class 1 -> [1 .2 0 .9].
-    norm = label_cam(probs, 0.3, [0, 1], normalize=True)
-    np.testing.assert_array_equal(norm, [[2, 1, 1, 2]])
-    np.testing.assert_array_equal(label_cam(probs, 0.6, [0, 1]), [[2, 0, 1, 2]])
+    logits = np.zeros((2, 1, 4), np.float32)
+    logits[0, 0] = [-2.0, 1.0, 4.0, 0.5]  # p = [.12 .73 .98 .62], CAM [0 .25 1 .125]
+    logits[1, 0] = [5.0, 0.8, -3.0, 4.5]  # p = [.99 .69 .05 .99], CAM [1 .16 0 .9]
+    raw = label_cam(logits, 0.3, [0, 1], normalize=False)
+    np.testing.assert_array_equal(raw, [[2, 1, 1, 2]])
+    norm = label_cam(logits, 0.3, [0, 1], normalize=True)
+    np.testing.assert_array_equal(norm, [[2, 0, 1, 2]])
+    np.testing.assert_array_equal(label_cam(logits, 0.95, [0, 1]), [[2, 0, 1, 0]])
+
+
+def test_cam_comes_from_logits_not_saturated_probabilities():
+    # A GAP-BCE classifier's logits reach tens: sigmoid rounds them all to 1 (float32), so a
+    # max-normalised probability would call every pixel foreground; the CAM keeps the order.
+    logits = torch.tensor([[[40.0, 20.0, 5.0, -3.0]]])
+    np.testing.assert_allclose(cam_from_logits(logits)[0, 0], [1.0, 0.5, 0.125, 0.0])
+    np.testing.assert_array_equal(label_cam(logits, 0.3, [0]), [[1, 1, 0, 0]])
+    assert (torch.sigmoid(logits[0, 0, :3]) == 1.0).sum() >= 2  # what normalising p loses
+    assert cam_from_logits(torch.zeros(0, 3, 3)).shape == (0, 3, 3)
+    assert (cam_from_logits(-torch.ones(1, 2, 2)) == 0).all()  # no positive logit: all 0
 
 
 def test_fractions_from_labels():
@@ -209,10 +220,11 @@ def test_dense_crf_equals_bare_pydensecrf():
 
 def test_pseudo_label_from_maps_crf_and_unsure():
     img, _ = _crf_inputs(size=(16, 20))
-    probs = np.zeros((2, 16, 20), np.float32)
+    probs = np.full((2, 16, 20), 0.0025, np.float32)
     probs[0, :, :8] = 0.9
     probs[1, :, 12:] = 0.8
     probs[1, :, 10:12] = 0.52
+    probs = np.log(probs / (1 - probs))  # the maps are logits
     cfg = resolve_pseudo_cfg(dict(unsure=dict(margin=0.05)))
     pos = np.array([1, 4])
     out = pseudo_label_from_maps(img, probs, np.array([0.5, 0.5]), pos, cfg)
@@ -283,9 +295,11 @@ def test_runner_writes_labels_and_probs(data_root, tmp_path):
         np.testing.assert_allclose(summary['fractions'][img_id],
                                    fractions_from_labels(label, 3))
         with np.load(osp.join(out, 'probs', img_id + '.npz')) as z:
-            assert z['probs'].dtype == np.float16
-            assert z['probs'].shape == (len(z['classes']), ) + gt.shape
+            assert z['logits'].dtype == np.float16
+            assert z['logits'].shape == (len(z['classes']), ) + gt.shape
             np.testing.assert_allclose(z['thr'], 0.5)
+        logits, classes, thr = load_maps_npz(osp.join(out, 'probs', img_id + '.npz'))
+        assert logits.dtype == np.float32 and len(classes) == len(thr)
 
 
 # Run in a child process: a hang must fail the test, not stall the whole suite.

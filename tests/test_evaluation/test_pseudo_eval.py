@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmseg_sbce.apis import label_cam, save_probs_npz
+from mmseg_sbce.apis import label_cam, save_maps_npz
 from mmseg_sbce.evaluation import (build_report, confusion_matrix, evaluate_label_dir,
                                    metrics_from_confusion, read_split, sweep_values,
                                    threshold_sweep, write_report)
@@ -100,6 +100,11 @@ def test_evaluate_dir_serial_parallel_and_missing(label_dirs):
     assert res['missing'] == ['extra']
 
 
+def _logit(p):
+    p = np.asarray(p, np.float64)
+    return np.log(p / (1 - p)).astype(np.float32)
+
+
 def _sweep_fixture(tmp_path, probs_list, gts, classes_list, thrs=None):
     gt_dir, probs_dir = tmp_path / 'gt', tmp_path / 'probs'
     gt_dir.mkdir(exist_ok=True)
@@ -107,8 +112,9 @@ def _sweep_fixture(tmp_path, probs_list, gts, classes_list, thrs=None):
     ids = []
     for i, (p, g, c) in enumerate(zip(probs_list, gts, classes_list)):
         _write_png(gt_dir / f'{i}.png', g)
-        save_probs_npz(str(probs_dir / f'{i}.npz'), p, np.asarray(c),
-                       None if thrs is None else thrs[i])
+        # the fixtures are written as probabilities; the files hold their logits
+        save_maps_npz(str(probs_dir / f'{i}.npz'), _logit(p), np.asarray(c),
+                      None if thrs is None else thrs[i])
         ids.append(str(i))
     return str(probs_dir), str(gt_dir), ids
 
@@ -139,7 +145,9 @@ def test_sweep_matches_brute_force(tmp_path):
     for i in range(5):
         k = i % 3  # 0, 1 or 2 positive classes
         cls = sorted(rng.choice(4, size=k, replace=False).tolist())
-        probs_list.append(rng.random((k, 7, 9)).astype(np.float16).astype(np.float32))
+        # probabilities whose logits survive the float16 file exactly
+        logit = rng.normal(0, 3, (k, 7, 9)).astype(np.float16).astype(np.float32)
+        probs_list.append(1 / (1 + np.exp(-logit.astype(np.float64))))
         g = rng.integers(0, 5, (7, 9)).astype(np.uint8)
         g[rng.random(g.shape) < 0.1] = 255
         gts.append(g)
@@ -154,7 +162,7 @@ def test_sweep_matches_brute_force(tmp_path):
             cm = np.zeros((5, 6), np.int64)
             for p, g, c in zip(probs_list, gts, classes):
                 full = np.zeros((4, ) + g.shape, np.float32)
-                full[c] = p
+                full[c] = _logit(p).astype(np.float16).astype(np.float32)
                 cm += confusion_matrix(label_cam(full, thr, c, normalize=normalize), g, 5)
             assert res['miou'][j] == pytest.approx(metrics_from_confusion(cm)['miou'])
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 import mmseg_sbce  # noqa: F401
-from mmseg_sbce.apis import save_label_png, save_probs_npz
+from mmseg_sbce.apis import save_label_png, save_maps_npz
 from mmseg_sbce.datasets.demo_data import generate_demo_dataset
 from mmseg_sbce.evaluation.visualize import comparison_figure
 
@@ -20,8 +20,8 @@ def test_comparison_figure_layout(tmp_path):
     probs_dir.mkdir()
     pseudo_dir.mkdir()
     for i in ids:
-        save_probs_npz(str(probs_dir / f'{i}.npz'), np.random.rand(1, 32, 32), np.array([0]),
-                       None)
+        save_maps_npz(str(probs_dir / f'{i}.npz'), np.random.randn(1, 32, 32), np.array([0]),
+                      None)
         save_label_png(np.ones((32, 32), np.uint8), str(pseudo_dir / f'{i}.png'))
     out = comparison_figure(root, [('cam', str(probs_dir))], str(pseudo_dir),
                             str(tmp_path / 'fig.png'), num_rows=2, scale=2)

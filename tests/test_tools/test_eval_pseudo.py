@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmseg_sbce.apis import save_label_png, save_probs_npz
+from mmseg_sbce.apis import save_label_png, save_maps_npz
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 spec = importlib.util.spec_from_file_location('_tool_eval_pseudo',
@@ -33,8 +33,8 @@ def dirs(tmp_path):
         if img_id == 'b':
             pred[1, 1:5] = 0  # 4 pixels of class 2 missed
         save_label_png(pred, str(pred_dir / f'{img_id}.png'))  # palette PNG like gen_pseudo
-        probs = np.where(gt == 1 + i % 2, 0.8, 0.2)[None].astype(np.float32)
-        save_probs_npz(str(probs_dir / f'{img_id}.npz'), probs, np.array([i % 2]), [0.5])
+        logits = np.where(gt == 1 + i % 2, 1.5, -1.5)[None].astype(np.float32)  # p .82/.18
+        save_maps_npz(str(probs_dir / f'{img_id}.npz'), logits, np.array([i % 2]), [0.5])
     (tmp_path / 'split.txt').write_text('a\nb\nc\n')
     return tmp_path
 

@@ -33,9 +33,10 @@ class SBCEClassifier(BaseSegmentor):
       ``argmax_c (p_c - t'_c)`` over the allowed classes, background where that is ``<= 0``.
     - ``threshold=<float>``: a fixed background threshold ``b``: ``argmax_c p_c`` over the
       allowed classes if its value is ``> b``, else background (eq. 9 with ``t_c = b``).
-      With ``max_normalize=True`` each class map is first divided by its maximum (the
-      classical CAM convention, where thresholds such as 0.2-0.4 are meaningful); only
-      allowed with a fixed threshold, since ``t'`` lives in the unnormalised space.
+      With ``max_normalize=True`` the threshold applies to the CAM ``relu(x_c) / max
+      relu(x_c)`` (the classical CAM convention, where thresholds such as 0.2-0.4 are
+      meaningful) instead of ``p_c``; only allowed with a fixed threshold, since ``t'``
+      lives in the space of the unnormalised probabilities.
     - ``use_gt_labels=True`` (default): allowed classes are the sample's ``gt_labels``
       (image labels, as for pseudo-labels) when present, else all classes.
 
@@ -183,13 +184,12 @@ class SBCEClassifier(BaseSegmentor):
                     warning=False)
                 if self.test_cfg['use_gt_labels']:
                     labels_mask = data_samples[i].get('gt_labels', None)
-            probs = logits[0].sigmoid()
             if labels_mask is not None:
-                labels_mask = torch.as_tensor(labels_mask, device=probs.device)
+                labels_mask = torch.as_tensor(labels_mask, device=logits.device)
             if threshold == 'adaptive':
-                scores = eq9_scores(probs, thr[i], labels_mask)
+                scores = eq9_scores(logits[0].sigmoid(), thr[i], labels_mask)
             else:
-                scores = cam_scores(probs, float(threshold), labels_mask,
+                scores = cam_scores(logits[0], float(threshold), labels_mask,
                                     normalize=self.test_cfg['max_normalize'])
             data_samples[i].set_data({
                 'seg_logits': PixelData(data=scores),

@@ -135,17 +135,22 @@ def test_postprocess_is_eq9_with_padding_and_flip(model):
 
 def test_fixed_threshold_and_max_normalize():
     model = build(test_cfg=dict(threshold=0.5, max_normalize=True))
+    # Logits as large as a GAP-BCE classifier's: sigmoid saturates, the CAM does not.
     logits = torch.zeros(1, C, 4, 4) - 3
-    logits[0, 1, :2] = -1.0  # class 1: p = .27 on top, .05 below
-    logits[0, 0, :2] = -4.0  # class 0: p = .02 on top, .05 below
+    logits[0, 1, :2] = 40.0  # class 1: CAM 1 on top, .25 below
+    logits[0, 1, 2:] = 10.0
+    logits[0, 0, :2] = 2.0  # class 0: CAM .25 on top, 1 at its peak (3, 3), 0 elsewhere
+    logits[0, 0, 3, 3] = 8.0
     s = SegDataSample(metainfo=dict(ori_shape=(4, 4), img_shape=(4, 4)))
     s.gt_labels = torch.tensor([1., 1., 0., 0.])
     pred = model.postprocess_eq9(logits, torch.zeros(1, C), [s])[0].pred_sem_seg.data[0]
-    # normalised: top class 1 = 1.0 (class 0: .15); bottom class 0 = 1.0 (class 1: .18)
-    assert (pred[:2] == 2).all() and (pred[2:] == 1).all()
-    model.test_cfg['max_normalize'] = False  # raw p never exceeds .5 here
+    expected = torch.zeros(4, 4, dtype=torch.long)
+    expected[:2] = 2  # class 1 (CAM 1)
+    expected[3, 3] = 1  # class 0 (CAM 1; class 1 only .25)
+    assert torch.equal(pred, expected)  # the rest: best CAM .25 <= .5 -> background
+    model.test_cfg['max_normalize'] = False  # p = sigmoid(x) > .5 wherever x > 0
     pred = model.postprocess_eq9(logits, torch.zeros(1, C), [s])[0].pred_sem_seg.data[0]
-    assert (pred == 0).all()
+    assert (pred == 2).all()  # saturated probabilities: the whole map is foreground
     with pytest.raises(ValueError):
         build(test_cfg=dict(threshold='adaptive', max_normalize=True))
     with pytest.raises(ValueError):
