@@ -41,8 +41,8 @@ def run_bce(logits, labels, fraction):
 
 
 def run_sbce(logits, labels, fraction):
-    thr = percentile_threshold(logits, fraction, mask=labels > 0.5, fill_value=0.).sigmoid()
-    loss = spatial_bce_loss(logits, labels, thr)
+    thr_logits = percentile_threshold(logits, fraction, mask=labels > 0.5, fill_value=0.)
+    loss = spatial_bce_loss(logits, labels, thr_logits)
     loss.backward()
 
 

@@ -301,22 +301,24 @@ class SBCEHead(BaseModule):
         else:
             scaled = cls_logits * self.logit_scale.view(1, -1, 1, 1)
             if self.train_mode == 'sbce-classifier':
-                # Selection commutes with the increasing sigmoid: select on logits and map
-                # the chosen values, instead of a sigmoid over every map.
-                thr = percentile_threshold(scaled, fractions, mask=with_q,
-                                           fill_value=0.).sigmoid()
+                # The percentile is taken on the scaled logits (selection commutes with the
+                # increasing sigmoid) and the loss works with threshold logits: saturated
+                # probabilities would make t = 1 and put every pixel below it.
+                thr_logit = percentile_threshold(scaled, fractions, mask=with_q,
+                                                 fill_value=0.)
                 # Positive classes without a Q map carry no threshold: drop their terms.
                 weight = (~(positive & ~valid[:, None])).to(scaled.dtype)
-                loss_sbce = self.loss_sbce(scaled, labels, thr, weight=weight)
+                loss_sbce = self.loss_sbce(scaled, labels, thr_logit, weight=weight)
                 used = with_q
             else:
-                thr = thr_logits.sigmoid()
+                thr_logit = thr_logits
                 loss_sbce = self.loss_sbce(
                     scaled.detach(),
                     labels,
-                    thr,
+                    thr_logit,
                     reduction_override=self.threshold_reduction)
                 used = positive
+            thr = thr_logit.sigmoid()
             losses[self.loss_sbce.loss_name] = loss_sbce
             losses[self.loss_kl.loss_name] = self.loss_kl(scaled, labels, fractions, valid)
             losses['mean_thr'] = _masked_mean(thr.detach(), used)

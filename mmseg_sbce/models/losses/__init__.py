@@ -1,9 +1,11 @@
 # Copyright (c) mmseg-sbce contributors.
 from .percentile import percentile_index, percentile_threshold
 from .proportion_kl_loss import ProportionKLLoss, binary_kl, proportion_kl_loss
-from .spatial_bce_loss import SpatialBCELoss, positive_uncertainty, spatial_bce_loss
+from .spatial_bce_loss import (SpatialBCELoss, positive_uncertainty,
+                               positive_uncertainty_from_logits, spatial_bce_loss)
 
 __all__ = [
-    'SpatialBCELoss', 'spatial_bce_loss', 'positive_uncertainty', 'ProportionKLLoss',
+    'SpatialBCELoss', 'spatial_bce_loss', 'positive_uncertainty',
+    'positive_uncertainty_from_logits', 'ProportionKLLoss',
     'proportion_kl_loss', 'binary_kl', 'percentile_threshold', 'percentile_index'
 ]

@@ -41,6 +41,37 @@ def positive_uncertainty(probs: Tensor,
     return 1 - d * d / denom
 
 
+def positive_uncertainty_from_logits(logits: Tensor, thr_logits: Tensor) -> Tensor:
+    """:func:`positive_uncertainty` computed from logits, exact and stable when saturated.
+
+    With ``p = sigmoid(x)`` and ``t = sigmoid(x_t)`` both halves are ``R = 1 - (1 - r)^2``:
+
+    - ``x <= x_t``: ``r = p / t = exp(softplus(-x_t) - softplus(-x))``;
+    - ``x > x_t``: ``r = (1 - p) / (1 - t) = exp(softplus(x_t) - softplus(x))``.
+
+    The probability form cannot be evaluated once logits are large: a classifier trained
+    with GAP-BCE and the logit scale ``s = 10`` easily has scaled logits in the hundreds,
+    where ``sigmoid`` is exactly 1 in float32. The percentile threshold is then ``t = 1``,
+    every pixel counts as "below" and the loss pushes the whole object towards 0 (measured on
+    the demo: 96 % of the thresholds of a batch were exactly 1). Here the side of a pixel is
+    decided by its logit and ``r`` is a ratio of log-sigmoids, so ranks are kept however
+    large the logits are.
+
+    Args:
+        logits (Tensor): scaled logits ``x``, any shape.
+        thr_logits (Tensor): threshold logits ``x_t = logit(t)``, broadcastable to
+            ``logits``.
+
+    Returns:
+        Tensor: ``R`` in ``[0, 1]`` with the broadcast shape.
+    """
+    below = logits <= thr_logits
+    log_r = torch.where(below, F.softplus(-thr_logits) - F.softplus(-logits),
+                        F.softplus(thr_logits) - F.softplus(logits))
+    r = log_r.clamp(max=0).exp()
+    return r * (2 - r)
+
+
 class _SpatialBCESum(torch.autograd.Function):
     """Weighted sum of all Spatial-BCE terms, with a hand-written backward.
 
@@ -51,64 +82,55 @@ class _SpatialBCESum(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, thr: Tensor, pos_rows: Tensor, w_pos: Tensor, w_neg: Tensor,
-                min_thr: float, min_sq: float) -> Tensor:
-        # x [R, N] logits, thr [R], pos_rows [P], w_pos / w_neg [R]
+    def forward(ctx, x: Tensor, thr: Tensor, pos_rows: Tensor, w_pos: Tensor,
+                w_neg: Tensor) -> Tensor:
+        # x [R, N] logits, thr [R] threshold logits, pos_rows [P], w_pos / w_neg [R]
         total = (F.softplus(x).sum(1) * w_neg).sum()
-        probs = x.index_select(0, pos_rows).sigmoid()
-        thr_rows = thr.index_select(0, pos_rows).unsqueeze(1)
-        t = thr_rows.clamp(min=min_thr)
-        d = probs - t
-        below = d <= 0
-        one_minus = 1 - t
-        denom = torch.where(below, t * t, (one_minus * one_minus).clamp(min=min_sq))
+        xp = x.index_select(0, pos_rows)
+        xt = thr.index_select(0, pos_rows).unsqueeze(1)
+        below = xp <= xt
+        log_r = torch.where(below, F.softplus(-xt) - F.softplus(-xp),
+                            F.softplus(xt) - F.softplus(xp))
+        r = log_r.clamp(max=0).exp()
         w_rows = w_pos.index_select(0, pos_rows).unsqueeze(1)
-        total = total + ((1 - d * d / denom) * w_rows).sum()
-        ctx.save_for_backward(x, thr_rows, pos_rows, w_neg, probs, t, d, below, denom, w_rows)
-        ctx.min_thr, ctx.min_sq = min_thr, min_sq
+        total = total + (r * (2 - r) * w_rows).sum()
+        ctx.save_for_backward(x, xp, xt, pos_rows, w_neg, below, r, w_rows)
         ctx.thr_shape = thr.shape
         return total
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
-        x, thr_rows, pos_rows, w_neg, probs, t, d, below, denom, w_rows = ctx.saved_tensors
+        x, xp, xt, pos_rows, w_neg, below, r, w_rows = ctx.saved_tensors
         grad_x = grad_thr = None
-        # dR/dp = -2 d / denom
+        # R = r (2 - r): dR/dr = 2 (1 - r). Below: dr/dx = r sigmoid(-x), dr/dx_t =
+        # -r sigmoid(-x_t); above: dr/dx = -r sigmoid(x), dr/dx_t = r sigmoid(x_t).
+        scale = 2 * (1 - r) * r * w_rows * grad_out
         if ctx.needs_input_grad[0]:
             # d softplus(x) / dx = sigmoid(x); positive rows have w_neg = 0 and are
-            # overwritten with their own gradient: dR/dx = dR/dp * p (1 - p).
+            # overwritten with their own gradient.
             grad_x = torch.sigmoid(x).mul_((w_neg * grad_out).unsqueeze(1))
-            grad_pos = (-2 * grad_out) * d / denom * probs * (1 - probs) * w_rows
+            grad_pos = scale * torch.where(below, torch.sigmoid(-xp), -torch.sigmoid(xp))
             grad_x.index_copy_(0, pos_rows, grad_pos)
         if ctx.needs_input_grad[1]:
-            # R = 1 - d^2 / D(t), d = p - t: dR/dt = 2 d / D + d^2 D'(t) / D^2 with
-            # D = t^2 below (D' = 2t) and D = max((1-t)^2, min_sq) above (D' = -2(1-t) when
-            # not clamped); the clamp of t itself passes no gradient below min_thr.
-            one_minus = 1 - t
-            d_denom = torch.where(below, 2 * t,
-                                  torch.where(one_minus * one_minus > ctx.min_sq,
-                                              -2 * one_minus, torch.zeros_like(t)))
-            grad_t = (2 * d / denom + d * d * d_denom / (denom * denom)) * w_rows
-            grad_t = grad_t.sum(1, keepdim=True) * grad_out
-            grad_t = grad_t * (thr_rows >= ctx.min_thr).to(grad_t.dtype)
+            grad_t = scale * torch.where(below, -torch.sigmoid(-xt), torch.sigmoid(xt))
             grad_thr = torch.zeros(ctx.thr_shape, dtype=grad_t.dtype, device=grad_t.device)
-            grad_thr.index_copy_(0, pos_rows, grad_t.squeeze(1))
-        return grad_x, grad_thr, None, None, None, None, None
+            grad_thr.index_copy_(0, pos_rows, grad_t.sum(1))
+        return grad_x, grad_thr, None, None, None
 
 
 def spatial_bce_loss(logits: Tensor,
                      labels: Tensor,
-                     thr: Tensor,
+                     thr_logits: Tensor,
                      weight: Optional[Tensor] = None,
                      reduction: str = 'mean',
-                     avg_factor: Optional[float] = None,
-                     min_thr: float = 1e-4,
-                     min_sq: float = 1e-8) -> Tensor:
+                     avg_factor: Optional[float] = None) -> Tensor:
     """Spatial-BCE: ``R(p)`` for positive classes, ``-log(1 - p)`` for negative ones (eq. 1).
 
-    ``p = sigmoid(logits)``; the negative term is ``softplus(logits)``, the exact and stable
-    form of ``-log(1 - sigmoid(x))`` (no ``1 - p`` clamp needed, finite for every finite
-    logit).
+    ``p = sigmoid(logits)`` and ``t = sigmoid(thr_logits)``; ``R`` is evaluated in the
+    stable logit form of :func:`positive_uncertainty_from_logits` (equal to the paper's
+    :func:`positive_uncertainty` wherever that one is representable), and the negative term
+    is ``softplus(logits)``, the exact form of ``-log(1 - sigmoid(x))``. No clamps are
+    needed: every term and gradient is finite for finite inputs.
 
     Reductions:
 
@@ -131,13 +153,12 @@ def spatial_bce_loss(logits: Tensor,
     Args:
         logits (Tensor): ``[B, C, H, W]`` logits, already multiplied by the logit scale.
         labels (Tensor): ``[B, C]`` multi-hot image labels (``> 0.5`` is positive).
-        thr (Tensor): ``[B, C]`` thresholds in ``(0, 1)`` (clamped to ``>= min_thr``).
+        thr_logits (Tensor): ``[B, C]`` thresholds as logits, ``logit(t)`` (the percentile
+            of the scaled logits, or the threshold branch's pooled logits).
         weight (Tensor, optional): ``[B, C]`` non-negative per-map weights (e.g. 0 drops
             the positive terms of a sample without a Q map).
         reduction (str): one of ``'none' | 'sum' | 'mean' | 'side_mean'``.
         avg_factor (float, optional): denominator overriding the one of ``'mean'``.
-        min_thr (float): lower clamp of ``t``.
-        min_sq (float): lower clamp of ``(1 - t)^2``.
 
     Returns:
         Tensor: the reduced loss (a scalar) or ``[B, C, H, W]`` for ``'none'``.
@@ -147,9 +168,9 @@ def spatial_bce_loss(logits: Tensor,
     if logits.dim() != 4:
         raise ValueError(f'logits must be [B, C, H, W], got {tuple(logits.shape)}')
     B, C, H, W = logits.shape
-    if labels.shape != (B, C) or thr.shape != (B, C):
-        raise ValueError(f'labels and thr must be [B, C] = {(B, C)}, got '
-                         f'{tuple(labels.shape)} and {tuple(thr.shape)}')
+    if labels.shape != (B, C) or thr_logits.shape != (B, C):
+        raise ValueError(f'labels and thr_logits must be [B, C] = {(B, C)}, got '
+                         f'{tuple(labels.shape)} and {tuple(thr_logits.shape)}')
     x = logits.reshape(B * C, H * W)
     is_pos = labels.reshape(-1) > 0.5
     if weight is None:
@@ -162,9 +183,9 @@ def spatial_bce_loss(logits: Tensor,
     w_neg = w - w_pos
     # Positive rows are usually a small minority (1-3 classes per image): work on them only.
     pos_rows = torch.nonzero(is_pos & (w != 0)).squeeze(1)
+    xt_all = thr_logits.reshape(-1).to(logits.dtype)
     if reduction in ('sum', 'mean'):
-        total = _SpatialBCESum.apply(x, thr.reshape(-1).to(logits.dtype), pos_rows, w_pos,
-                                     w_neg, min_thr, min_sq)
+        total = _SpatialBCESum.apply(x, xt_all, pos_rows, w_pos, w_neg)
         if reduction == 'sum':
             return total
         if avg_factor is None:
@@ -173,12 +194,12 @@ def spatial_bce_loss(logits: Tensor,
             avg_factor = torch.where(avg_factor > 0, avg_factor, torch.ones_like(avg_factor))
         return total / avg_factor
 
-    probs_pos = x.index_select(0, pos_rows).sigmoid()
-    thr_pos = thr.reshape(-1).index_select(0, pos_rows).to(logits.dtype).unsqueeze(1)
-    unc = positive_uncertainty(probs_pos, thr_pos, min_thr, min_sq)
+    x_pos = x.index_select(0, pos_rows)
+    xt_pos = xt_all.index_select(0, pos_rows).unsqueeze(1)
+    unc = positive_uncertainty_from_logits(x_pos, xt_pos)
     w_rows = w_pos.index_select(0, pos_rows).unsqueeze(1)
     if reduction == 'side_mean':
-        below = (probs_pos <= thr_pos.clamp(min=min_thr)).to(unc.dtype) * w_rows
+        below = (x_pos <= xt_pos).to(unc.dtype) * w_rows
         above = w_rows - below
         n_below, n_above = below.sum(), above.sum()
         # A side without pixels has a zero sum: divide by 1 there instead of 0.
@@ -198,8 +219,6 @@ class SpatialBCELoss(nn.Module):
         reduction (str): default reduction, ``'mean'`` (classifier sub-phase) or
             ``'side_mean'`` (threshold sub-phase), also ``'sum'`` / ``'none'``.
         loss_weight (float): multiplier of the loss.
-        min_thr (float): lower clamp of the threshold ``t``.
-        min_sq (float): lower clamp of ``(1 - t)^2``.
         loss_name (str): key of the loss in the loss dict; must start with ``loss_`` to
             be back-propagated.
     """
@@ -207,36 +226,26 @@ class SpatialBCELoss(nn.Module):
     def __init__(self,
                  reduction: str = 'mean',
                  loss_weight: float = 1.0,
-                 min_thr: float = 1e-4,
-                 min_sq: float = 1e-8,
                  loss_name: str = 'loss_sbce') -> None:
         super().__init__()
         if reduction not in REDUCTIONS:
             raise ValueError(f'reduction must be one of {REDUCTIONS}, got {reduction!r}')
         self.reduction = reduction
         self.loss_weight = loss_weight
-        self.min_thr = min_thr
-        self.min_sq = min_sq
         self._loss_name = loss_name
 
     def forward(self,
                 logits: Tensor,
                 labels: Tensor,
-                thr: Tensor,
+                thr_logits: Tensor,
                 weight: Optional[Tensor] = None,
                 avg_factor: Optional[float] = None,
                 reduction_override: Optional[str] = None) -> Tensor:
         """Compute the loss; see :func:`spatial_bce_loss` for the arguments."""
         reduction = reduction_override or self.reduction
         return self.loss_weight * spatial_bce_loss(
-            logits,
-            labels,
-            thr,
-            weight=weight,
-            reduction=reduction,
-            avg_factor=avg_factor,
-            min_thr=self.min_thr,
-            min_sq=self.min_sq)
+            logits, labels, thr_logits, weight=weight, reduction=reduction,
+            avg_factor=avg_factor)
 
     @property
     def loss_name(self) -> str:

@@ -6,7 +6,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmseg_sbce.models.losses import SpatialBCELoss, positive_uncertainty, spatial_bce_loss
+from mmseg_sbce.models.losses import (SpatialBCELoss, positive_uncertainty,
+                                      positive_uncertainty_from_logits, spatial_bce_loss)
 
 
 def logit(p: float) -> float:
@@ -14,11 +15,12 @@ def logit(p: float) -> float:
 
 
 def make_case():
-    """B=1, C=3, 1x2 maps: class 0 positive (t=.4), class 1 negative, class 2 positive."""
+    """B=1, C=3, 1x2 maps: class 0 positive (t=.4), class 1 negative, class 2 positive.
+    The loss takes thresholds as logits: ``thr`` is ``logit(t)``."""
     probs = torch.tensor([[[[0.1, 0.7]], [[0.2, 0.5]], [[0.4, 0.9]]]], dtype=torch.float64)
     logits = torch.logit(probs)
     labels = torch.tensor([[1., 0., 1.]], dtype=torch.float64)
-    thr = torch.tensor([[0.4, 0.5, 0.4]], dtype=torch.float64)
+    thr = torch.logit(torch.tensor([[0.4, 0.5, 0.4]], dtype=torch.float64))
     return logits, labels, thr
 
 
@@ -81,7 +83,7 @@ def test_side_mean_by_hand_and_excludes_negatives():
 def test_side_mean_empty_side_contributes_zero():
     logits = torch.logit(torch.tensor([[[[0.1, 0.2]]]], dtype=torch.float64))
     labels = torch.ones(1, 1, dtype=torch.float64)
-    thr = torch.full((1, 1), 0.5, dtype=torch.float64, requires_grad=True)
+    thr = torch.zeros((1, 1), dtype=torch.float64, requires_grad=True)  # t = .5
     loss = spatial_bce_loss(logits, labels, thr, reduction='side_mean')
     expected = ((1 - (1 - 0.2)**2) + (1 - (1 - 0.4)**2)) / 2  # no pixel above t
     assert loss.item() == pytest.approx(expected)
@@ -109,6 +111,7 @@ def test_matches_naive_reference_on_random_data():
     thr = torch.rand(3, 5, dtype=torch.float64) * 0.9 + 0.05
     p = logits.sigmoid()
     t = thr[:, :, None, None]
+    thr = torch.logit(thr)
     r = torch.where(p <= t, 1 - (1 - p / t)**2, 1 - ((p - t) / (1 - t))**2)
     neg = -torch.log(1 - p)
     y = labels[:, :, None, None]
@@ -120,7 +123,7 @@ def test_gradcheck_float64():
     torch.manual_seed(1)
     logits = (torch.randn(2, 3, 3, 4, dtype=torch.float64) * 2).requires_grad_()
     labels = torch.tensor([[1., 0., 1.], [0., 1., 1.]], dtype=torch.float64)
-    thr = (torch.rand(2, 3, dtype=torch.float64) * 0.6 + 0.2).requires_grad_()
+    thr = (torch.randn(2, 3, dtype=torch.float64) * 2).requires_grad_()
     for reduction in ('mean', 'side_mean', 'sum'):
         assert torch.autograd.gradcheck(
             lambda x, t: spatial_bce_loss(x, labels, t, reduction=reduction),
@@ -134,7 +137,7 @@ def test_gradient_sign_on_positive_class(p, sign):
     positive_uncertainty(probs, torch.tensor(0.5, dtype=torch.float64)).sum().backward()
     assert torch.sign(probs.grad).item() == sign
     logits = torch.full((1, 1, 1, 1), logit(p), dtype=torch.float64, requires_grad=True)
-    spatial_bce_loss(logits, torch.ones(1, 1), torch.full((1, 1), 0.5)).backward()
+    spatial_bce_loss(logits, torch.ones(1, 1), torch.zeros(1, 1)).backward()  # t = .5
     assert torch.sign(logits.grad).item() == sign
 
 
@@ -147,8 +150,7 @@ def test_gradient_is_zero_at_threshold():
 FINITE = st.one_of(
     st.sampled_from([0.0, 1e30, -1e30, 88.0, -88.0, 17.0, -17.0]),
     st.floats(min_value=-1e30, max_value=1e30, allow_nan=False))
-THRESHOLD = st.one_of(st.sampled_from([0.0, 1.0, 1e-9, 1 - 1e-7]),
-                      st.floats(min_value=0.0, max_value=1.0))
+THRESHOLD = FINITE  # threshold logits
 
 
 @settings(max_examples=60, deadline=None)
@@ -165,6 +167,46 @@ def test_finite_for_extreme_logits_and_thresholds(values, thrs, labels, reductio
     loss.backward()
     assert torch.isfinite(loss)
     assert torch.isfinite(logits.grad).all() and torch.isfinite(thr.grad).all()
+
+
+def test_logit_form_equals_probability_form():
+    torch.manual_seed(2)
+    x = torch.randn(200, dtype=torch.float64) * 4
+    xt = torch.randn(200, dtype=torch.float64) * 3
+    torch.testing.assert_close(positive_uncertainty_from_logits(x, xt),
+                               positive_uncertainty(x.sigmoid(), xt.sigmoid()))
+
+
+def test_saturated_logits_keep_their_side():
+    """Scaled logits in the hundreds: every sigmoid is 1, yet pixels above the percentile
+    logit must be pushed up and pixels below it down (the probability form cannot tell)."""
+    logits = torch.tensor([[[[300.0, 200.0, 120.0, -5.0]]]], requires_grad=True)
+    thr = torch.tensor([[150.0]])  # between the 2nd and 3rd pixel
+    assert (logits.sigmoid()[0, 0, 0, :3] == 1).all() and thr.sigmoid().item() == 1
+    spatial_bce_loss(logits, torch.ones(1, 1), thr, reduction='sum').backward()
+    grad = logits.grad[0, 0, 0]
+    # above: descent never lowers them (0 where even exp(-150) underflows); the pixel far
+    # below is pushed down
+    assert (grad <= 0)[:2].all() and grad[3] > 0
+    r = positive_uncertainty_from_logits(torch.tensor([300.0, 200.0, 120.0, -5.0],
+                                                      dtype=torch.float64),
+                                         torch.tensor(150.0, dtype=torch.float64))
+    # 300 / 200 are above, (1 - p) / (1 - t) = exp(sp(150) - sp(x)) ~ 0 -> R ~ 0; 120 is
+    # below but p / t = 1 -> R = 1 (it is at the threshold in probability); -5: r = p / t
+    # = sigmoid(-5)
+    s5 = 1 / (1 + math.exp(5))
+    torch.testing.assert_close(r, torch.tensor([0.0, 0.0, 1.0, s5 * (2 - s5)],
+                                               dtype=torch.float64))
+    # a moderate case where the float32 probability form breaks and the logit form does
+    # not: p = sigmoid(20) and t = sigmoid(18) are both 1 in float32
+    x32 = torch.tensor([20.0, 16.0])
+    t32 = torch.tensor(18.0)
+    assert positive_uncertainty(x32.sigmoid(), t32.sigmoid()).tolist() == [1.0, 1.0]
+    r32 = positive_uncertainty_from_logits(x32, t32)
+    p, t = x32.double().sigmoid(), t32.double().sigmoid()  # float64 still resolves them
+    r64 = torch.where(p <= t, 1 - (1 - p / t)**2, 1 - ((p - t) / (1 - t))**2)
+    torch.testing.assert_close(r32.double(), r64, atol=1e-5, rtol=1e-4)
+    assert r32[0] < 0.5  # above t: clearly away from it (p / t = 1 keeps 16 at R = 1)
 
 
 def test_module_api_and_errors():
