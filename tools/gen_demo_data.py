@@ -9,7 +9,8 @@ Example::
 import argparse
 import time
 
-from mmseg_sbce.datasets.demo_data import MAX_DEMO_CLASSES, generate_demo_dataset
+from mmseg_sbce.datasets.demo_data import (DEFAULT_BODY_TINT, MAX_DEMO_CLASSES,
+                                           generate_demo_dataset)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -22,6 +23,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--num-classes', type=int, default=6,
         help=f'foreground classes (1..{MAX_DEMO_CLASSES})')
     parser.add_argument('--seed', type=int, default=0, help='random seed')
+    parser.add_argument(
+        '--body-tint', type=float, default=DEFAULT_BODY_TINT,
+        help='share of the class colour in the body colour (0 = bodies identical for all '
+        'classes)')
     parser.add_argument(
         '--no-progress', dest='progress', action='store_false', help='no progress bar')
     return parser.parse_args(argv)
@@ -37,6 +42,7 @@ def main(argv=None) -> None:
         img_size=args.size,
         num_classes=args.num_classes,
         seed=args.seed,
+        body_tint=args.body_tint,
         progress=args.progress)
     print(f'wrote {args.num_train} train + {args.num_val} val images, '
           f'{meta["num_classes"]} classes ({", ".join(meta["classes"][1:])}) to '

@@ -83,12 +83,17 @@ class Demo:
     def py(self, script, *args, log=None):
         self.sh(sys.executable, script, *args, log=log)
 
-    def eval_dir(self, pred, report, probs=None):
+    def eval_dir(self, pred, report, probs=None, cam=True):
+        """Evaluate a label folder; with ``probs`` also sweep a background threshold over
+        the saved maps: CAMs (``cam``, the baseline) or probabilities (SBCE, whose learned
+        t' is a probability threshold: the sweep is the best constant in its place)."""
         args = [pred, '--gt', osp.join(self.data, 'SegmentationClass'), '--split',
                 osp.join(self.data, 'ImageSets/Segmentation/train.txt'), '--num-classes',
                 self.num_classes + 1, '--out', report]
         if probs:
             args += ['--probs-dir', probs, '--sweep', *SWEEP]
+            if not cam:
+                args.append('--no-normalize-cam')
         self.py('tools/eval_pseudo.py', *args)
 
     def load_report(self, report):
@@ -153,9 +158,11 @@ class Demo:
         sbce_data = [*data_opt, f'pseudo_dataloader.dataset.data_root={self.data}']
 
         def export():
-            self.py('tools/gen_pseudo.py', SBCE_CFG, final_ckpt, '--out',
-                    osp.join(w, 'pseudo_sbce_nocrf'), '--no-crf', '--save-probs',
-                    '--no-progress', '--cfg-options', *sbce_data)
+            # every phase without dCRF (eq. 9 with the learned t', maps saved for the sweep)
+            for k in range(1, phases + 1):
+                self.py('tools/gen_pseudo.py', SBCE_CFG, self.phase_ckpt(sbce_cfg, k),
+                        '--out', self.nocrf_dir(k, phases), '--no-crf', '--save-probs',
+                        '--no-progress', '--cfg-options', *sbce_data)
             self.py('tools/gen_pseudo.py', SBCE_CFG, final_ckpt, '--out',
                     osp.join(w, 'pseudo_sbce'), '--no-progress', '--cfg-options', *sbce_data)
         self.stage('5_gen_pseudo', export)
@@ -165,11 +172,21 @@ class Demo:
             self.eval_dir(osp.join(w, 'pseudo_baseline_nocrf'), osp.join(w, 'eval_baseline'),
                           probs=osp.join(w, 'pseudo_baseline_nocrf', 'probs'))
             self.eval_dir(osp.join(w, 'q_init'), osp.join(w, 'eval_baseline_crf'))
+            # the baseline at its ground-truth-chosen best threshold, with dCRF (evaluation
+            # only, as the paper's non-starred rows; nothing here flows into training)
+            best = self.load_report(osp.join(w, 'eval_baseline'))['sweep']['best_threshold']
+            self.py('tools/gen_pseudo.py', BASELINE_CFG, base_ckpt, '--out',
+                    osp.join(w, 'pseudo_baseline_best_crf'), '--threshold', f'{best:.4f}',
+                    '--no-progress', '--overwrite', '--cfg-options', *data_opt)
+            self.eval_dir(osp.join(w, 'pseudo_baseline_best_crf'),
+                          osp.join(w, 'eval_baseline_best_crf'))
+            for k in range(1, phases + 1):
+                nocrf = self.nocrf_dir(k, phases)
+                self.eval_dir(nocrf, osp.join(w, f'eval_sbce_p{k}'),
+                              probs=osp.join(nocrf, 'probs'), cam=False)
             for k in range(1, phases):
                 self.eval_dir(osp.join(q_dir, f'phase_{k + 1}'),
                               osp.join(w, f'eval_sbce_p{k}_crf'))
-            self.eval_dir(osp.join(w, 'pseudo_sbce_nocrf'), osp.join(w, 'eval_sbce'),
-                          probs=osp.join(w, 'pseudo_sbce_nocrf', 'probs'))
             self.eval_dir(osp.join(w, 'pseudo_sbce'), osp.join(w, f'eval_sbce_p{phases}_crf'))
         self.stage('6_eval_pseudo', evaluate)
 
@@ -183,41 +200,51 @@ class Demo:
                 log=osp.join(w, 'deeplab.log')))
         self.summarise(phases)
 
+    def phase_ckpt(self, sbce_cfg, k):
+        """Checkpoint at the end of SBCE phase ``k`` (1-based)."""
+        return self.ckpt('sbce', sbce_cfg.bce_iters + k * sbce_cfg.phase_iters)
+
+    def nocrf_dir(self, k, phases):
+        """Labels without dCRF of phase ``k``; the final phase's is the picture's source."""
+        name = 'pseudo_sbce_nocrf' if k == phases else f'pseudo_sbce_p{k}_nocrf'
+        return osp.join(self.work, name)
+
     # ------------------------------------------------------------------ summary
     def summarise(self, phases):
         w = self.work
         rows = []
 
-        def row(name, report_crf, report_nocrf=None):
+        def row(name, report_crf, report_nocrf, report_best_crf=None):
             c = self.load_report(report_crf)
-            r = dict(name=name, crf=c['prediction']['miou'], init=None, best=None,
-                     best_threshold=None)
-            if report_nocrf:
-                a = self.load_report(report_nocrf)
-                sweep = a.get('sweep') or {}
-                r.update(init=a['prediction']['miou'], best=sweep.get('best_miou'),
-                         best_threshold=sweep.get('best_threshold'))
+            a = self.load_report(report_nocrf)
+            sweep = a.get('sweep') or {}
+            r = dict(name=name, crf=c['prediction']['miou'], init=a['prediction']['miou'],
+                     best=sweep.get('best_miou'), best_threshold=sweep.get('best_threshold'),
+                     best_crf=None)
+            if report_best_crf:
+                r['best_crf'] = self.load_report(report_best_crf)['prediction']['miou']
             rows.append(r)
 
-        row('BCE baseline (CAM at the config threshold)', osp.join(w, 'eval_baseline_crf'),
-            osp.join(w, 'eval_baseline'))
-        for k in range(1, phases):
-            row(f'SBCE after phase {k} (adaptive t)', osp.join(w, f'eval_sbce_p{k}_crf'))
-        row(f'SBCE after phase {phases} (adaptive t)', osp.join(w, f'eval_sbce_p{phases}_crf'),
-            osp.join(w, 'eval_sbce'))
+        row('BCE baseline (CAM, config threshold 0.3)', osp.join(w, 'eval_baseline_crf'),
+            osp.join(w, 'eval_baseline'), osp.join(w, 'eval_baseline_best_crf'))
+        for k in range(1, phases + 1):
+            row(f'SBCE after phase {k} (adaptive t)', osp.join(w, f'eval_sbce_p{k}_crf'),
+                osp.join(w, f'eval_sbce_p{k}'))
         deeplab = self._deeplab_miou()
 
         def pct(x):
             return '-' if x is None else f'{100 * x:.1f}'
 
         lines = ['Pseudo-label mIoU (%) on the demo training set (ground truth used only to '
-                 'evaluate; "best threshold" is chosen with it, as the paper\'s non-starred rows).',
-                 '', '| pseudo-labels | init | +dCRF | best bg threshold, no dCRF |',
-                 '| --- | --- | --- | --- |']
+                 'evaluate; "best threshold" is chosen with it, as the paper\'s non-starred rows: '
+                 'on CAMs for the baseline, on probabilities in place of t\' for SBCE).',
+                 '', '| pseudo-labels | init | +dCRF | best threshold | best threshold +dCRF |',
+                 '| --- | --- | --- | --- | --- |']
         for r in rows:
             best = '-' if r['best'] is None else \
                 f"{pct(r['best'])} (t={r['best_threshold']:.2f})"
-            lines.append(f"| {r['name']} | {pct(r['init'])} | {pct(r['crf'])} | {best} |")
+            lines.append(f"| {r['name']} | {pct(r['init'])} | {pct(r['crf'])} | {best} | "
+                         f"{pct(r['best_crf'])} |")
         if deeplab is not None:
             lines += ['', f'DeepLab (stock MMSeg) trained on the final SBCE pseudo-labels: '
                       f'**{deeplab:.1f} mIoU** on demo val ground truth.']
@@ -249,8 +276,8 @@ class Demo:
         w = self.work
         comparison_figure(
             data_root=self.data,
-            columns=[('baseline CAM', osp.join(w, 'pseudo_baseline_nocrf', 'probs')),
-                     ('SBCE CAM', osp.join(w, 'pseudo_sbce_nocrf', 'probs'))],
+            columns=[('baseline CAM', osp.join(w, 'pseudo_baseline_nocrf', 'probs'), 'cam'),
+                     ('SBCE p (phase 3)', osp.join(w, 'pseudo_sbce_nocrf', 'probs'), 'prob')],
             pseudo_dir=osp.join(w, 'pseudo_sbce'),
             out_file=osp.join(w, 'demo.png'))
 

@@ -2,11 +2,14 @@
 """A small generated data set in the PASCAL VOC layout that makes the WSSS problem real.
 
 Every object has a small class-specific **discriminative part** (the "head": a saturated
-colour plus a class-specific texture) and a larger **body** whose appearance is shared by
-all classes (a muted, finely checkered ellipse). Backgrounds are cluttered (noise, stripes,
-blobs) but never look like a body or a head. A classifier trained with image-level labels
-only needs the head to tell classes apart, so its CAM covers the head and misses most of
-the body: the partial-activation failure that Spatial-BCE is meant to fix.
+colour plus a class-specific texture) and a larger **body**: a muted, finely checkered
+ellipse whose colour carries only a faint tint of the class colour (``body_tint``, 8 % by
+default). Backgrounds are cluttered (noise, stripes, blobs) but never look like a body or a
+head. A classifier trained with image-level labels needs only the head to tell classes
+apart, so its CAM is strong on the head and weak on the body: the partial activation that
+Spatial-BCE is meant to fix. The faint tint is what makes the body learnable at all for a
+network that sees ~40 px around a pixel (with ``body_tint=0`` a body pixel far from the
+head carries no class information, and no loss can recover it).
 
 Layout written under ``out_dir`` (see ``docs/data.md``)::
 
@@ -32,13 +35,17 @@ from .cls_labels import dump_cls_labels
 from .palette import flat_png_palette, voc_colormap
 
 #: Version of the generator's drawing rules; stored in ``meta.json``.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
+
+#: Default share of the class colour mixed into the body colour.
+DEFAULT_BODY_TINT = 0.08
 
 #: Values of ``SegmentationPart`` maps.
 PART_BACKGROUND, PART_DISCRIMINATIVE, PART_BODY, PART_IGNORE = 0, 1, 2, 255
 
 # (name, head RGB, head texture). Colours are saturated; the background and the bodies are
-# muted, so a head is the only place where a class can be recognised.
+# muted, so a head is where a class is easy to recognise (a body only through its faint
+# tint).
 _HEAD_SPECS: Tuple[Tuple[str, Tuple[int, int, int], str], ...] = (
     ('red', (225, 35, 35), 'stripes'),
     ('yellow', (235, 205, 25), 'dots'),
@@ -157,7 +164,7 @@ def _border_band(label: np.ndarray, width: int) -> np.ndarray:
 
 
 def _draw_image(rng: np.random.Generator, size: int, num_classes: int,
-                max_objects: int, border_width: int):
+                max_objects: int, border_width: int, body_tint: float):
     """Draw one image; returns (rgb uint8, class map uint8, part map uint8, labels)."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     img = _background(rng, size, yy, xx)
@@ -192,11 +199,13 @@ def _draw_image(rng: np.random.Generator, size: int, num_classes: int,
         cls = int(rng.integers(1, num_classes + 1))
         _, colour, texture = _HEAD_SPECS[cls - 1]
         body = obj & ~head
-        # Body: shared muted colour, fine checker in the object's frame, per-object shade.
+        # Body: muted colour with a faint class tint, fine checker in the object's frame,
+        # per-object shade.
         shade = rng.uniform(0.85, 1.15)
         checker = (np.floor(u / _BODY_CHECKER_HALF_PERIOD) +
                    np.floor(v / _BODY_CHECKER_HALF_PERIOD)) % 2
-        body_rgb = (_BODY_RGB * shade)[None, None] + (
+        body_base = _BODY_RGB * (1 - body_tint) + np.array(colour, np.float32) * body_tint
+        body_rgb = (body_base * shade)[None, None] + (
             (checker - 0.5) * 2 * _BODY_CHECKER_AMPLITUDE)[..., None]
         img[body] = body_rgb[body]
         # Head: class colour (small jitter), class texture (full vs 55% shade).
@@ -227,7 +236,8 @@ def render_demo_sample(seed: int,
                        img_size: int = 128,
                        num_classes: int = 6,
                        max_objects: int = 3,
-                       border_width: int = 1):
+                       border_width: int = 1,
+                       body_tint: float = DEFAULT_BODY_TINT):
     """Render image ``index`` of ``split`` exactly as :func:`generate_demo_dataset` does.
 
     Args:
@@ -238,6 +248,8 @@ def render_demo_sample(seed: int,
         num_classes (int): Number of foreground classes C. Defaults to 6.
         max_objects (int): Most objects per image (1..3). Defaults to 3.
         border_width (int): Half-width of the 255 border band. Defaults to 1.
+        body_tint (float): Share of the class colour in the body colour (0..1).
+            Defaults to ``DEFAULT_BODY_TINT``.
 
     Returns:
         tuple: ``(img, label, part, labels)``: RGB uint8 image (before JPEG encoding),
@@ -245,8 +257,11 @@ def render_demo_sample(seed: int,
         class ids present.
     """
     _check_num_classes(num_classes)
+    if not 0.0 <= body_tint <= 1.0:
+        raise ValueError(f'body_tint must be in [0, 1], got {body_tint}')
     rng = np.random.default_rng([seed, _SPLIT_CODES[split], index])
-    return _draw_image(rng, img_size, num_classes, max_objects, border_width)
+    return _draw_image(rng, img_size, num_classes, max_objects, border_width,
+                       float(body_tint))
 
 
 _SPLIT_CODES = {'train': 0, 'val': 1}
@@ -271,6 +286,7 @@ def generate_demo_dataset(out_dir: str,
                           max_objects: int = 3,
                           border_width: int = 1,
                           jpeg_quality: int = 90,
+                          body_tint: float = DEFAULT_BODY_TINT,
                           progress: bool = False) -> Dict:
     """Write the demo data set (PASCAL VOC layout) to ``out_dir``.
 
@@ -289,6 +305,9 @@ def generate_demo_dataset(out_dir: str,
             between two labels (VOC marks object outlines the same way); the band is
             ``2 * border_width + 1`` px wide. 0 disables it. Defaults to 1.
         jpeg_quality (int): JPEG quality of the images. Defaults to 90.
+        body_tint (float): Share of the class colour mixed into the body colour (0..1);
+            0 makes the bodies identical for all classes. Defaults to
+            ``DEFAULT_BODY_TINT``.
         progress (bool): Show a progress bar. Defaults to False.
 
     Returns:
@@ -297,6 +316,8 @@ def generate_demo_dataset(out_dir: str,
     _check_num_classes(num_classes)
     if not 1 <= max_objects <= 3:
         raise ValueError(f'max_objects must be in 1..3, got {max_objects}')
+    if not 0.0 <= body_tint <= 1.0:
+        raise ValueError(f'body_tint must be in [0, 1], got {body_tint}')
     if img_size < 32:
         raise ValueError(f'img_size must be at least 32, got {img_size}')
     if num_train < 0 or num_val < 0 or num_train + num_val == 0:
@@ -320,7 +341,8 @@ def generate_demo_dataset(out_dir: str,
         for index in range(count):
             img_id = f'{split}_{index:05d}'
             img, label, part, labels = render_demo_sample(
-                seed, split, index, img_size, num_classes, max_objects, border_width)
+                seed, split, index, img_size, num_classes, max_objects, border_width,
+                body_tint)
             cv2.imwrite(osp.join(dirs['JPEGImages'], img_id + '.jpg'),
                         cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
                         [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
@@ -347,7 +369,7 @@ def generate_demo_dataset(out_dir: str,
             values={
                 str(PART_BACKGROUND): 'background',
                 str(PART_DISCRIMINATIVE): 'discriminative part (class-specific head)',
-                str(PART_BODY): 'body (shared by all classes)',
+                str(PART_BODY): 'body (muted; faint class tint, see generator.body_tint)',
                 str(PART_IGNORE): 'ignore (border band)',
             }),
         heads={spec[0]: dict(rgb=list(spec[1]), texture=spec[2])
@@ -361,7 +383,8 @@ def generate_demo_dataset(out_dir: str,
             seed=seed,
             max_objects=max_objects,
             border_width=border_width,
-            jpeg_quality=jpeg_quality),
+            jpeg_quality=jpeg_quality,
+            body_tint=body_tint),
     )
     with open(osp.join(out_dir, 'meta.json'), 'w') as f:
         json.dump(meta, f, indent=2)
@@ -393,5 +416,6 @@ def load_demo_meta(data_root: str) -> Dict:
 
 __all__: Sequence[str] = [
     'generate_demo_dataset', 'render_demo_sample', 'load_demo_meta', 'demo_class_names',
-    'MAX_DEMO_CLASSES', 'PART_BACKGROUND', 'PART_DISCRIMINATIVE', 'PART_BODY', 'PART_IGNORE'
+    'MAX_DEMO_CLASSES', 'DEFAULT_BODY_TINT', 'PART_BACKGROUND', 'PART_DISCRIMINATIVE',
+    'PART_BODY', 'PART_IGNORE'
 ]

@@ -17,14 +17,24 @@ def _colour_labels(label: np.ndarray) -> np.ndarray:
     return palette[label][..., ::-1]  # RGB palette -> BGR for cv2
 
 
-def _cam_picture(npz_path: str, img: np.ndarray) -> np.ndarray:
-    """Heat map of the strongest positive-class CAM (max-normalised ReLU of the logits),
-    blended over the image."""
+#: What a map column shows: the CAM (max-normalised ReLU of the logits, the baseline's
+#: map) or the probability ``sigmoid(x)`` (what eq. 9 compares with the learned ``t'``).
+MAP_MODES = ('cam', 'prob')
+
+
+def _cam_picture(npz_path: str, img: np.ndarray, mode: str = 'cam') -> np.ndarray:
+    """Heat map of the strongest positive class (``mode``: see ``MAP_MODES``), blended over
+    the image."""
     from mmseg_sbce.apis.pseudo_label import load_maps_npz
     from mmseg_sbce.models.utils import cam_from_logits
-    logits = load_maps_npz(npz_path)[0]
-    cam = cam_from_logits(torch.from_numpy(logits)).numpy().max(axis=0) if len(logits) \
-        else np.zeros(img.shape[:2], np.float32)
+    if mode not in MAP_MODES:
+        raise ValueError(f'map mode must be one of {MAP_MODES}, got {mode!r}')
+    logits = torch.from_numpy(load_maps_npz(npz_path)[0])
+    if len(logits) == 0:
+        cam = np.zeros(img.shape[:2], np.float32)
+    else:
+        maps = cam_from_logits(logits) if mode == 'cam' else logits.sigmoid()
+        cam = maps.numpy().max(axis=0)
     heat = cv2.applyColorMap(np.uint8(np.clip(cam, 0, 1) * 255), cv2.COLORMAP_JET)
     return cv2.addWeighted(img, 0.4, heat, 0.6, 0)
 
@@ -37,7 +47,7 @@ def _caption(tile: np.ndarray, text: str) -> np.ndarray:
 
 
 def comparison_figure(data_root: str,
-                      columns: Sequence[Tuple[str, str]],
+                      columns: Sequence[Tuple[str, ...]],
                       pseudo_dir: str,
                       out_file: str,
                       img_ids: Optional[List[str]] = None,
@@ -48,8 +58,9 @@ def comparison_figure(data_root: str,
 
     Args:
         data_root (str): a VOC-layout data set (``JPEGImages``, ``SegmentationClass``).
-        columns: ``(title, probs_dir)`` pairs; ``probs_dir`` holds ``{img_id}.npz`` written by
-            ``tools/gen_pseudo.py --save-probs``.
+        columns: ``(title, probs_dir)`` or ``(title, probs_dir, mode)``; ``probs_dir`` holds
+            ``{img_id}.npz`` written by ``tools/gen_pseudo.py --save-probs``; ``mode`` is
+            ``'cam'`` (default) or ``'prob'`` (see ``MAP_MODES``).
         pseudo_dir (str): pseudo-label PNGs shown in the last column.
         out_file (str): PNG to write.
         img_ids (list[str], optional): images to show; default the first ``num_rows`` of
@@ -64,7 +75,7 @@ def comparison_figure(data_root: str,
     if img_ids is None:
         with open(osp.join(data_root, split)) as f:
             img_ids = [line.strip() for line in f if line.strip()][:num_rows]
-    titles = ['image', 'ground truth'] + [t for t, _ in columns] + ['pseudo-label']
+    titles = ['image', 'ground truth'] + [c[0] for c in columns] + ['pseudo-label']
     rows = []
     for img_id in img_ids:
         img = cv2.imread(osp.join(data_root, 'JPEGImages', img_id + '.jpg'))
@@ -72,7 +83,8 @@ def comparison_figure(data_root: str,
             raise FileNotFoundError(f'cannot read image {img_id} under {data_root}')
         gt = np.array(Image.open(osp.join(data_root, 'SegmentationClass', img_id + '.png')))
         tiles = [img, _colour_labels(gt)]
-        tiles += [_cam_picture(osp.join(d, img_id + '.npz'), img) for _, d in columns]
+        tiles += [_cam_picture(osp.join(c[1], img_id + '.npz'), img, *c[2:])
+                  for c in columns]
         tiles.append(_colour_labels(np.array(Image.open(osp.join(pseudo_dir,
                                                                  img_id + '.png')))))
         tiles = [cv2.resize(t, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)

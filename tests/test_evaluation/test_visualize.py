@@ -23,11 +23,14 @@ def test_comparison_figure_layout(tmp_path):
         save_maps_npz(str(probs_dir / f'{i}.npz'), np.random.randn(1, 32, 32), np.array([0]),
                       None)
         save_label_png(np.ones((32, 32), np.uint8), str(pseudo_dir / f'{i}.png'))
-    out = comparison_figure(root, [('cam', str(probs_dir))], str(pseudo_dir),
-                            str(tmp_path / 'fig.png'), num_rows=2, scale=2)
+    out = comparison_figure(root, [('cam', str(probs_dir)), ('p', str(probs_dir), 'prob')],
+                            str(pseudo_dir), str(tmp_path / 'fig.png'), num_rows=2, scale=2)
     fig = cv2.imread(out)
-    # 2 rows of 64 px + a 16 px caption bar; 4 columns of 64 px
-    assert fig.shape == (2 * 64 + 16, 4 * 64, 3)
+    # 2 rows of 64 px + a 16 px caption bar; 5 columns of 64 px
+    assert fig.shape == (2 * 64 + 16, 5 * 64, 3)
+    with pytest.raises(ValueError, match='map mode'):
+        comparison_figure(root, [('x', str(probs_dir), 'logit')], str(pseudo_dir),
+                          str(tmp_path / 'bad.png'), num_rows=1)
     # the ground-truth column shows the palette colours of the mask, not the image
     gt = np.array(Image.open(osp.join(root, 'SegmentationClass', ids[0] + '.png')))
     assert (fig[16:80:2, 64:128:2].reshape(-1, 3).any(axis=1)).sum() >= (gt > 0).sum() * 0.9

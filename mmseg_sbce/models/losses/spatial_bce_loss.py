@@ -65,9 +65,9 @@ def positive_uncertainty_from_logits(logits: Tensor, thr_logits: Tensor) -> Tens
     Returns:
         Tensor: ``R`` in ``[0, 1]`` with the broadcast shape.
     """
-    below = logits <= thr_logits
-    log_r = torch.where(below, F.softplus(-thr_logits) - F.softplus(-logits),
-                        F.softplus(thr_logits) - F.softplus(logits))
+    # softplus(-x) = softplus(x) - x, so both halves are softplus(x_t) - softplus(x), plus
+    # (x - x_t) below the threshold: one softplus per pixel.
+    log_r = F.softplus(thr_logits) - F.softplus(logits) + (logits - thr_logits).clamp(max=0)
     r = log_r.clamp(max=0).exp()
     return r * (2 - r)
 
@@ -85,12 +85,13 @@ class _SpatialBCESum(torch.autograd.Function):
     def forward(ctx, x: Tensor, thr: Tensor, pos_rows: Tensor, w_pos: Tensor,
                 w_neg: Tensor) -> Tensor:
         # x [R, N] logits, thr [R] threshold logits, pos_rows [P], w_pos / w_neg [R]
-        total = (F.softplus(x).sum(1) * w_neg).sum()
+        softplus = F.softplus(x)
+        total = (softplus.sum(1) * w_neg).sum()
         xp = x.index_select(0, pos_rows)
         xt = thr.index_select(0, pos_rows).unsqueeze(1)
         below = xp <= xt
-        log_r = torch.where(below, F.softplus(-xt) - F.softplus(-xp),
-                            F.softplus(xt) - F.softplus(xp))
+        # see positive_uncertainty_from_logits; the negative term's softplus is reused
+        log_r = F.softplus(xt) - softplus.index_select(0, pos_rows) + (xp - xt).clamp(max=0)
         r = log_r.clamp(max=0).exp()
         w_rows = w_pos.index_select(0, pos_rows).unsqueeze(1)
         total = total + (r * (2 - r) * w_rows).sum()
@@ -102,17 +103,21 @@ class _SpatialBCESum(torch.autograd.Function):
     def backward(ctx, grad_out: Tensor):
         x, xp, xt, pos_rows, w_neg, below, r, w_rows = ctx.saved_tensors
         grad_x = grad_thr = None
-        # R = r (2 - r): dR/dr = 2 (1 - r). Below: dr/dx = r sigmoid(-x), dr/dx_t =
-        # -r sigmoid(-x_t); above: dr/dx = -r sigmoid(x), dr/dx_t = r sigmoid(x_t).
+        # R = r (2 - r): dR/dr = 2 (1 - r). Below: dr/dx = r sigmoid(-x) = r (1 - sigmoid(x)),
+        # dr/dx_t = -r sigmoid(-x_t); above: dr/dx = -r sigmoid(x), dr/dx_t = r sigmoid(x_t).
+        # So dR/dx = 2 (1 - r) r ([below] - sigmoid(x)), dR/dx_t = 2 (1 - r) r
+        # (sigmoid(x_t) - [below]).
         scale = 2 * (1 - r) * r * w_rows * grad_out
+        below = below.to(scale.dtype)
         if ctx.needs_input_grad[0]:
             # d softplus(x) / dx = sigmoid(x); positive rows have w_neg = 0 and are
             # overwritten with their own gradient.
-            grad_x = torch.sigmoid(x).mul_((w_neg * grad_out).unsqueeze(1))
-            grad_pos = scale * torch.where(below, torch.sigmoid(-xp), -torch.sigmoid(xp))
+            sig = torch.sigmoid(x)
+            grad_pos = scale * (below - sig.index_select(0, pos_rows))
+            grad_x = sig.mul_((w_neg * grad_out).unsqueeze(1))
             grad_x.index_copy_(0, pos_rows, grad_pos)
         if ctx.needs_input_grad[1]:
-            grad_t = scale * torch.where(below, -torch.sigmoid(-xt), torch.sigmoid(xt))
+            grad_t = scale * (torch.sigmoid(xt) - below)
             grad_thr = torch.zeros(ctx.thr_shape, dtype=grad_t.dtype, device=grad_t.device)
             grad_thr.index_copy_(0, pos_rows, grad_t.sum(1))
         return grad_x, grad_thr, None, None, None
