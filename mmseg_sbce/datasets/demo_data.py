@@ -81,6 +81,11 @@ def demo_class_names(num_classes: int) -> List[str]:
     return ['background'] + [spec[0] for spec in _HEAD_SPECS[:num_classes]]
 
 
+def _check_body_tint(body_tint: float) -> None:
+    if not 0.0 <= body_tint <= 1.0:
+        raise ValueError(f'body_tint must be in [0, 1], got {body_tint}')
+
+
 def _check_num_classes(num_classes: int) -> None:
     if not 1 <= num_classes <= MAX_DEMO_CLASSES:
         raise ValueError(f'num_classes must be in 1..{MAX_DEMO_CLASSES}, '
@@ -257,8 +262,7 @@ def render_demo_sample(seed: int,
         class ids present.
     """
     _check_num_classes(num_classes)
-    if not 0.0 <= body_tint <= 1.0:
-        raise ValueError(f'body_tint must be in [0, 1], got {body_tint}')
+    _check_body_tint(body_tint)
     rng = np.random.default_rng([seed, _SPLIT_CODES[split], index])
     return _draw_image(rng, img_size, num_classes, max_objects, border_width,
                        float(body_tint))
@@ -316,8 +320,7 @@ def generate_demo_dataset(out_dir: str,
     _check_num_classes(num_classes)
     if not 1 <= max_objects <= 3:
         raise ValueError(f'max_objects must be in 1..3, got {max_objects}')
-    if not 0.0 <= body_tint <= 1.0:
-        raise ValueError(f'body_tint must be in [0, 1], got {body_tint}')
+    _check_body_tint(body_tint)
     if img_size < 32:
         raise ValueError(f'img_size must be at least 32, got {img_size}')
     if num_train < 0 or num_val < 0 or num_train + num_val == 0:

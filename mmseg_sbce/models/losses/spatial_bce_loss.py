@@ -65,11 +65,19 @@ def positive_uncertainty_from_logits(logits: Tensor, thr_logits: Tensor) -> Tens
     Returns:
         Tensor: ``R`` in ``[0, 1]`` with the broadcast shape.
     """
-    # softplus(-x) = softplus(x) - x, so both halves are softplus(x_t) - softplus(x), plus
-    # (x - x_t) below the threshold: one softplus per pixel.
-    log_r = F.softplus(thr_logits) - F.softplus(logits) + (logits - thr_logits).clamp(max=0)
-    r = log_r.clamp(max=0).exp()
+    r = _ratio(logits, thr_logits, F.softplus(logits))
     return r * (2 - r)
+
+
+def _ratio(x: Tensor, xt: Tensor, softplus_x: Tensor) -> Tensor:
+    """``r`` of :func:`positive_uncertainty_from_logits`, given ``softplus(x)``.
+
+    ``softplus(-x) = softplus(x) - x``, so both halves are ``softplus(x_t) - softplus(x)``
+    plus ``(x - x_t)`` below the threshold: one softplus per pixel, which the loss shares
+    with its negative-class term.
+    """
+    log_r = F.softplus(xt) - softplus_x + (x - xt).clamp(max=0)
+    return log_r.clamp(max=0).exp()
 
 
 class _SpatialBCESum(torch.autograd.Function):
@@ -90,9 +98,7 @@ class _SpatialBCESum(torch.autograd.Function):
         xp = x.index_select(0, pos_rows)
         xt = thr.index_select(0, pos_rows).unsqueeze(1)
         below = xp <= xt
-        # see positive_uncertainty_from_logits; the negative term's softplus is reused
-        log_r = F.softplus(xt) - softplus.index_select(0, pos_rows) + (xp - xt).clamp(max=0)
-        r = log_r.clamp(max=0).exp()
+        r = _ratio(xp, xt, softplus.index_select(0, pos_rows))
         w_rows = w_pos.index_select(0, pos_rows).unsqueeze(1)
         total = total + (r * (2 - r) * w_rows).sum()
         ctx.save_for_backward(x, xp, xt, pos_rows, w_neg, below, r, w_rows)
