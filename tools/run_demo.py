@@ -83,18 +83,25 @@ class Demo:
     def py(self, script, *args, log=None):
         self.sh(sys.executable, script, *args, log=log)
 
-    def eval_dir(self, pred, report, probs=None, cam=True):
-        """Evaluate a label folder; with ``probs`` also sweep a background threshold over
-        the saved maps: CAMs (``cam``, the baseline) or probabilities (SBCE, whose learned
-        t' is a probability threshold: the sweep is the best constant in its place)."""
+    def eval_dir(self, pred, report, probs=None):
+        """Evaluate a label folder; with ``probs`` also sweep a CAM-style background
+        threshold over the saved maps (and, for SBCE maps, score eq. 9 on them without
+        dCRF)."""
         args = [pred, '--gt', osp.join(self.data, 'SegmentationClass'), '--split',
                 osp.join(self.data, 'ImageSets/Segmentation/train.txt'), '--num-classes',
                 self.num_classes + 1, '--out', report]
         if probs:
             args += ['--probs-dir', probs, '--sweep', *SWEEP]
-            if not cam:
-                args.append('--no-normalize-cam')
         self.py('tools/eval_pseudo.py', *args)
+
+    def best_threshold_crf(self, cfg, ckpt, report, out, report_out, data_opt):
+        """Labels at the best constant threshold of ``report``'s sweep, with dCRF, and
+        their evaluation (ground truth picks the threshold: evaluation only, as the paper's
+        non-starred rows; nothing here flows into training)."""
+        best = self.load_report(report)['sweep']['best_threshold']
+        self.py('tools/gen_pseudo.py', cfg, ckpt, '--out', out, '--threshold', f'{best:.4f}',
+                '--no-progress', '--overwrite', '--cfg-options', *data_opt)
+        self.eval_dir(out, report_out)
 
     def load_report(self, report):
         with open(report + '.json') as f:
@@ -130,7 +137,7 @@ class Demo:
 
         # 3. initial Q: baseline CAMs at its background threshold + dCRF, and the baseline's
         #    pseudo-label quality (no dCRF + threshold sweep, and with dCRF)
-        bg = base_cfg.bg_threshold
+        bg = self.bg_threshold = base_cfg.bg_threshold
 
         def initial_q():
             self.py('tools/gen_pseudo.py', BASELINE_CFG, base_ckpt, '--out',
@@ -145,26 +152,28 @@ class Demo:
         q_dir = osp.join(w, 'sbce', 'q')
         self.stage('4_sbce', lambda: self.py(
             'tools/train.py', SBCE_CFG, '--work-dir', osp.join(w, 'sbce'), '--cfg-options',
-            *data_opt, f'load_from={base_ckpt}', f'custom_hooks.1.init_q_dir={osp.join(w, "q_init")}',
+            *data_opt, f'load_from={base_ckpt}',
+            f'custom_hooks.1.init_q_dir={osp.join(w, "q_init")}',
             f'custom_hooks.1.q_dir={q_dir}', f'train_dataloader.dataset.pipeline.1.q_dir={q_dir}',
             f'custom_hooks.1.dataset.data_root={self.data}',
             log=osp.join(w, 'sbce.log')))
 
         # 5. pseudo-labels. The Q update before phase k+1 already labelled the training set
         #    with the phase-k network (eq. 9 + dCRF), so those are the "+dCRF" rows of the
-        #    earlier phases; the final network is exported here, with and without dCRF.
+        #    earlier phases, whose maps are exported here without dCRF; the final network is
+        #    exported with dCRF, its maps saved (eq. 9 without dCRF is scored on them).
         phases = sbce_cfg.num_phases
-        final_ckpt = self.ckpt('sbce', sbce_cfg.bce_iters + phases * sbce_cfg.phase_iters)
+        final_ckpt = self.phase_ckpt(sbce_cfg, phases)
         sbce_data = [*data_opt, f'pseudo_dataloader.dataset.data_root={self.data}']
 
         def export():
-            # every phase without dCRF (eq. 9 with the learned t', maps saved for the sweep)
-            for k in range(1, phases + 1):
+            for k in range(1, phases):
                 self.py('tools/gen_pseudo.py', SBCE_CFG, self.phase_ckpt(sbce_cfg, k),
-                        '--out', self.nocrf_dir(k, phases), '--no-crf', '--save-probs',
+                        '--out', self.maps_dir(k, phases), '--no-crf', '--save-probs',
                         '--no-progress', '--cfg-options', *sbce_data)
             self.py('tools/gen_pseudo.py', SBCE_CFG, final_ckpt, '--out',
-                    osp.join(w, 'pseudo_sbce'), '--no-progress', '--cfg-options', *sbce_data)
+                    self.maps_dir(phases, phases), '--save-probs', '--no-progress',
+                    '--cfg-options', *sbce_data)
         self.stage('5_gen_pseudo', export)
 
         # 6. evaluate against the training ground truth (evaluation only: nothing flows back)
@@ -172,22 +181,20 @@ class Demo:
             self.eval_dir(osp.join(w, 'pseudo_baseline_nocrf'), osp.join(w, 'eval_baseline'),
                           probs=osp.join(w, 'pseudo_baseline_nocrf', 'probs'))
             self.eval_dir(osp.join(w, 'q_init'), osp.join(w, 'eval_baseline_crf'))
-            # the baseline at its ground-truth-chosen best threshold, with dCRF (evaluation
-            # only, as the paper's non-starred rows; nothing here flows into training)
-            best = self.load_report(osp.join(w, 'eval_baseline'))['sweep']['best_threshold']
-            self.py('tools/gen_pseudo.py', BASELINE_CFG, base_ckpt, '--out',
-                    osp.join(w, 'pseudo_baseline_best_crf'), '--threshold', f'{best:.4f}',
-                    '--no-progress', '--overwrite', '--cfg-options', *data_opt)
-            self.eval_dir(osp.join(w, 'pseudo_baseline_best_crf'),
-                          osp.join(w, 'eval_baseline_best_crf'))
+            self.best_threshold_crf(BASELINE_CFG, base_ckpt, osp.join(w, 'eval_baseline'),
+                                    osp.join(w, 'pseudo_baseline_best_crf'),
+                                    osp.join(w, 'eval_baseline_best_crf'), data_opt)
             for k in range(1, phases + 1):
-                nocrf = self.nocrf_dir(k, phases)
-                self.eval_dir(nocrf, osp.join(w, f'eval_sbce_p{k}'),
-                              probs=osp.join(nocrf, 'probs'), cam=False)
-            for k in range(1, phases):
-                self.eval_dir(osp.join(q_dir, f'phase_{k + 1}'),
-                              osp.join(w, f'eval_sbce_p{k}_crf'))
-            self.eval_dir(osp.join(w, 'pseudo_sbce'), osp.join(w, f'eval_sbce_p{phases}_crf'))
+                maps = self.maps_dir(k, phases)
+                self.eval_dir(maps, osp.join(w, f'eval_sbce_p{k}'),
+                              probs=osp.join(maps, 'probs'))
+                if k < phases:  # the Q the next phase trained on
+                    self.eval_dir(osp.join(q_dir, f'phase_{k + 1}'),
+                                  osp.join(w, f'eval_sbce_p{k}_crf'))
+                self.best_threshold_crf(SBCE_CFG, self.phase_ckpt(sbce_cfg, k),
+                                        osp.join(w, f'eval_sbce_p{k}'),
+                                        osp.join(w, f'pseudo_sbce_p{k}_best_crf'),
+                                        osp.join(w, f'eval_sbce_p{k}_best_crf'), sbce_data)
         self.stage('6_eval_pseudo', evaluate)
 
         # 7. stock MMSeg DeepLab on the final SBCE pseudo-labels, scored on val ground truth
@@ -204,9 +211,10 @@ class Demo:
         """Checkpoint at the end of SBCE phase ``k`` (1-based)."""
         return self.ckpt('sbce', sbce_cfg.bce_iters + k * sbce_cfg.phase_iters)
 
-    def nocrf_dir(self, k, phases):
-        """Labels without dCRF of phase ``k``; the final phase's is the picture's source."""
-        name = 'pseudo_sbce_nocrf' if k == phases else f'pseudo_sbce_p{k}_nocrf'
+    def maps_dir(self, k, phases):
+        """Phase ``k``'s export with its maps: without dCRF for the earlier phases, the
+        final pseudo-labels (with dCRF; DeepLab trains on them) for the last."""
+        name = 'pseudo_sbce' if k == phases else f'pseudo_sbce_p{k}_nocrf'
         return osp.join(self.work, name)
 
     # ------------------------------------------------------------------ summary
@@ -214,30 +222,33 @@ class Demo:
         w = self.work
         rows = []
 
-        def row(name, report_crf, report_nocrf, report_best_crf=None):
+        def row(name, report_crf, report_maps, report_best_crf):
             c = self.load_report(report_crf)
-            a = self.load_report(report_nocrf)
-            sweep = a.get('sweep') or {}
-            r = dict(name=name, crf=c['prediction']['miou'], init=a['prediction']['miou'],
-                     best=sweep.get('best_miou'), best_threshold=sweep.get('best_threshold'),
-                     best_crf=None)
-            if report_best_crf:
-                r['best_crf'] = self.load_report(report_best_crf)['prediction']['miou']
-            rows.append(r)
+            a = self.load_report(report_maps)
+            sweep = a['sweep']
+            # SBCE: eq. 9 on the saved maps, without dCRF; the baseline: its CAM labels at
+            # the configured threshold (the label folder itself).
+            init = (sweep.get('adaptive') or a['prediction'])['miou']
+            rows.append(dict(
+                name=name, crf=c['prediction']['miou'], init=init, best=sweep['best_miou'],
+                best_threshold=sweep['best_threshold'],
+                best_crf=self.load_report(report_best_crf)['prediction']['miou']))
 
-        row('BCE baseline (CAM, config threshold 0.3)', osp.join(w, 'eval_baseline_crf'),
-            osp.join(w, 'eval_baseline'), osp.join(w, 'eval_baseline_best_crf'))
+        row(f'BCE baseline (CAM, config threshold {self.bg_threshold})',
+            osp.join(w, 'eval_baseline_crf'), osp.join(w, 'eval_baseline'),
+            osp.join(w, 'eval_baseline_best_crf'))
         for k in range(1, phases + 1):
-            row(f'SBCE after phase {k} (adaptive t)', osp.join(w, f'eval_sbce_p{k}_crf'),
-                osp.join(w, f'eval_sbce_p{k}'))
+            row(f'SBCE after phase {k} (adaptive t)',
+                osp.join(w, f'eval_sbce_p{k}' if k == phases else f'eval_sbce_p{k}_crf'),
+                osp.join(w, f'eval_sbce_p{k}'), osp.join(w, f'eval_sbce_p{k}_best_crf'))
         deeplab = self._deeplab_miou()
 
         def pct(x):
             return '-' if x is None else f'{100 * x:.1f}'
 
         lines = ['Pseudo-label mIoU (%) on the demo training set (ground truth used only to '
-                 'evaluate; "best threshold" is chosen with it, as the paper\'s non-starred rows: '
-                 'on CAMs for the baseline, on probabilities in place of t\' for SBCE).',
+                 'evaluate; "best threshold" is one constant CAM threshold chosen with it, as '
+                 'the paper\'s non-starred rows; "init" is without dCRF).',
                  '', '| pseudo-labels | init | +dCRF | best threshold | best threshold +dCRF |',
                  '| --- | --- | --- | --- | --- |']
         for r in rows:
@@ -277,7 +288,7 @@ class Demo:
         comparison_figure(
             data_root=self.data,
             columns=[('baseline CAM', osp.join(w, 'pseudo_baseline_nocrf', 'probs'), 'cam'),
-                     ('SBCE p (phase 3)', osp.join(w, 'pseudo_sbce_nocrf', 'probs'), 'prob')],
+                     (f'SBCE p (phase {phases})', osp.join(w, 'pseudo_sbce', 'probs'), 'prob')],
             pseudo_dir=osp.join(w, 'pseudo_sbce'),
             out_file=osp.join(w, 'demo.png'))
 

@@ -45,6 +45,19 @@ def test_resolve_cfg_defaults_and_validation():
         resolve_pseudo_cfg(dict(unsure=dict(margin=-1)))
 
 
+def test_resolve_cfg_fusion():
+    # eq. 9 averages probabilities, the CAM rule logits, unless told otherwise.
+    assert resolve_pseudo_cfg()['fusion'] == 'probs'
+    assert resolve_pseudo_cfg(dict(threshold=0.3))['fusion'] == 'logits'
+    assert resolve_pseudo_cfg(dict(fusion='logits'))['fusion'] == 'logits'
+    raw = resolve_pseudo_cfg(dict(threshold=0.3, normalize_cam=False, fusion='probs'))
+    assert raw['fusion'] == 'probs'
+    with pytest.raises(ValueError, match="fusion must be one of .* got 'mean'"):
+        resolve_pseudo_cfg(dict(fusion='mean'))
+    with pytest.raises(ValueError, match='normalize_cam'):
+        resolve_pseudo_cfg(dict(threshold=0.3, fusion='probs'))
+
+
 # ------------------------------------------------------------------ threshold and eq. 9
 def test_map_threshold():
     t = torch.tensor([0.5, 0.9, 0.1, 0.3])
@@ -117,8 +130,9 @@ def _image(seed=0, size=(21, 30)):
     return torch.from_numpy(rng.integers(0, 256, (3, ) + size, dtype=np.uint8))
 
 
-def _reference_maps(model, img, scales, flip):
-    """Loop-by-loop reference: one pass per (scale, flip), logits upsampled and averaged."""
+def _reference_maps(model, img, scales, flip, fusion='logits'):
+    """Loop-by-loop reference: one pass per (scale, flip), logits (or probabilities)
+    upsampled and averaged; returns the probabilities and the mean threshold logits."""
     x = model.data_preprocessor(dict(inputs=[img]), training=False)['inputs']
     height, width = x.shape[-2:]
     acc, thr, n = 0, 0, 0
@@ -128,12 +142,13 @@ def _reference_maps(model, img, scales, flip):
                                align_corners=False) if s != 1 else x
             xs = xs.flip(-1) if f else xs
             logits, t = model.extract_maps(xs)
-            up = F.interpolate(logits, size=(height, width), mode='bilinear',
+            maps = logits.sigmoid() if fusion == 'probs' else logits
+            up = F.interpolate(maps, size=(height, width), mode='bilinear',
                                align_corners=False)
             acc = acc + (up.flip(-1) if f else up)[0]
             thr = thr + t[0]
             n += 1
-    return torch.sigmoid(acc / n), thr / n
+    return (acc / n if fusion == 'probs' else torch.sigmoid(acc / n)), thr / n
 
 
 def test_multi_scale_flip_equivariant_model():
@@ -166,6 +181,44 @@ def test_multi_scale_matches_reference_and_maps_threshold():
     pre, _ = multi_scale_maps(model, x, torch.tensor([1.0, 0.0, 1.0]), scales=scales)
     torch.testing.assert_close(pre[[0, 2]], probs[[0, 2]])
     assert not pre[1].any()
+
+
+def test_multi_scale_probability_fusion():
+    model = fw.FakeColorClassifier(stride=4, thr_logit=2.0, scale=10.0)
+    img = _image(size=(21, 30))
+    scales = (1.0, 0.5, 1.5, 2.0)
+    probs, thr = multi_scale_maps(model, img, None, scales=scales, fusion='probs')
+    with torch.no_grad():
+        ref_probs, _ = _reference_maps(model, img, scales, True, fusion='probs')
+    torch.testing.assert_close(probs, ref_probs, atol=1e-5, rtol=0)
+    by_logits, thr_logits = multi_scale_maps(model, img, None, scales=scales)
+    torch.testing.assert_close(thr, thr_logits)  # the threshold does not depend on it
+    assert not torch.allclose(probs, by_logits, atol=1e-3)
+    # logits=True gives logit(mean p), clamped so that saturated maps stay finite.
+    logits, _ = multi_scale_maps(model, img, None, scales=scales, fusion='probs', logits=True)
+    torch.testing.assert_close(logits.sigmoid(), probs.clamp(pl.FUSED_PROB_EPS,
+                                                             1 - pl.FUSED_PROB_EPS),
+                               atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match='fusion'):
+        multi_scale_maps(model, img, None, scales=scales, fusion='max')
+
+
+def test_probability_fusion_is_a_vote():
+    """Two passes, one confident (+25) and one not (-4): the logit average says
+    foreground with p ~ 1, the probability average is one vote of two (p ~ 0.5)."""
+
+    class TwoScales(torch.nn.Module):
+        def extract_maps(self, x):
+            value = 25.0 if x.shape[-1] == 8 else -4.0
+            return torch.full((x.shape[0], 1) + x.shape[-2:], value), None
+
+    img = torch.zeros(1, 3, 8, 8)
+    by_logits, _ = multi_scale_maps(TwoScales(), img, None, scales=(1.0, 0.5), flip=False,
+                                    preprocess=False)
+    by_probs, _ = multi_scale_maps(TwoScales(), img, None, scales=(1.0, 0.5), flip=False,
+                                   preprocess=False, fusion='probs')
+    assert by_logits.min() > 0.99  # sigmoid(10.5)
+    torch.testing.assert_close(by_probs, torch.full_like(by_probs, (1 + 1 / (1 + np.e**4)) / 2))
 
 
 def test_multi_scale_restores_modes_and_grad():
