@@ -3,7 +3,8 @@
 
     python tools/gen_pseudo.py CONFIG CHECKPOINT --out DIR [--split NAME] [--crf/--no-crf]
         [--threshold adaptive|FLOAT] [--scales 1.0 0.5 1.5 2.0] [--flip/--no-flip]
-        [--workers N] [--save-probs] [--overwrite] [--cfg-options KEY=VALUE ...]
+        [--workers N] [--save-probs] [--from-maps MAPS_DIR] [--overwrite]
+        [--cfg-options KEY=VALUE ...]
 
 Distributed: ``tools/dist_gen_pseudo.sh CONFIG CHECKPOINT GPUS --out DIR ...``; every rank
 labels its shard, rank 0 writes ``DIR/manifest.json``. See docs/pseudo_labels.md.
@@ -37,6 +38,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='horizontal-flip passes (default on)')
     parser.add_argument('--workers', type=int,
                         help='dCRF worker processes per rank (default: cores / ranks per node)')
+    parser.add_argument(
+        '--from-maps', metavar='DIR',
+        help='label the maps a --save-probs run wrote to DIR (DIR/{img_id}.npz) instead of '
+        'running the network, e.g. at the best threshold a sweep found on those maps')
     parser.add_argument('--save-probs', action='store_true',
                         help='also write probs/{img_id}.npz (float16) for threshold sweeps')
     parser.add_argument('--overwrite', action='store_true',
@@ -83,6 +88,8 @@ def _init_distributed(cfg, launcher: str) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.from_maps is not None and not osp.isdir(args.from_maps):
+        raise SystemExit(f'gen_pseudo: --from-maps {args.from_maps}: no such folder')
     import mmseg_sbce  # noqa: F401  (registers the plugin, applies the stack fixes)
     import torch
     from mmengine.config import Config
@@ -125,7 +132,7 @@ def main(argv=None) -> int:
         identity = run_identity(config_path=args.config, model_cfg=cfg.model,
                                 checkpoint_sha256=file_sha256(args.checkpoint),
                                 pseudo_cfg=pcfg, dataset_cfg=dataset_cfg,
-                                save_probs=args.save_probs)
+                                save_probs=args.save_probs, maps_dir=args.from_maps)
         refusal[0] = check_out_dir(out_dir, identity, args.overwrite)
         if refusal[0] is None:
             os.makedirs(out_dir, exist_ok=True)
@@ -148,7 +155,7 @@ def main(argv=None) -> int:
     summary = generate_pseudo_labels(
         model, dataset, out_dir, pcfg, rank=rank, world_size=world_size,
         workers=args.workers, skip_existing=not args.overwrite, save_probs=args.save_probs,
-        progress=not args.no_progress)
+        progress=not args.no_progress, maps_dir=args.from_maps)
     summary.pop('fractions')
     parts = all_gather_object(summary) if world_size > 1 else [summary]
     failures = sorted((f for p in parts for f in p['failures']), key=lambda f: f['img_id'])

@@ -94,13 +94,15 @@ class Demo:
             args += ['--probs-dir', probs, '--sweep', *SWEEP]
         self.py('tools/eval_pseudo.py', *args)
 
-    def best_threshold_crf(self, cfg, ckpt, report, out, report_out, data_opt):
-        """Labels at the best constant threshold of ``report``'s sweep, with dCRF, and
-        their evaluation (ground truth picks the threshold: evaluation only, as the paper's
-        non-starred rows; nothing here flows into training)."""
+    def best_threshold_crf(self, cfg, ckpt, report, maps, out, report_out, data_opt):
+        """Labels of the saved ``maps`` at the best constant threshold of ``report``'s sweep
+        over them, with dCRF, and their evaluation (ground truth picks the threshold:
+        evaluation only, as the paper's non-starred rows; nothing here flows into
+        training)."""
         best = self.load_report(report)['sweep']['best_threshold']
-        self.py('tools/gen_pseudo.py', cfg, ckpt, '--out', out, '--threshold', f'{best:.4f}',
-                '--no-progress', '--overwrite', '--cfg-options', *data_opt)
+        self.py('tools/gen_pseudo.py', cfg, ckpt, '--out', out, '--from-maps', maps,
+                '--threshold', f'{best:.4f}', '--no-progress', '--overwrite',
+                '--cfg-options', *data_opt)
         self.eval_dir(out, report_out)
 
     def load_report(self, report):
@@ -182,6 +184,7 @@ class Demo:
                           probs=osp.join(w, 'pseudo_baseline_nocrf', 'probs'))
             self.eval_dir(osp.join(w, 'q_init'), osp.join(w, 'eval_baseline_crf'))
             self.best_threshold_crf(BASELINE_CFG, base_ckpt, osp.join(w, 'eval_baseline'),
+                                    osp.join(w, 'pseudo_baseline_nocrf', 'probs'),
                                     osp.join(w, 'pseudo_baseline_best_crf'),
                                     osp.join(w, 'eval_baseline_best_crf'), data_opt)
             for k in range(1, phases + 1):
@@ -192,7 +195,7 @@ class Demo:
                     self.eval_dir(osp.join(q_dir, f'phase_{k + 1}'),
                                   osp.join(w, f'eval_sbce_p{k}_crf'))
                 self.best_threshold_crf(SBCE_CFG, self.phase_ckpt(sbce_cfg, k),
-                                        osp.join(w, f'eval_sbce_p{k}'),
+                                        osp.join(w, f'eval_sbce_p{k}'), osp.join(maps, 'probs'),
                                         osp.join(w, f'pseudo_sbce_p{k}_best_crf'),
                                         osp.join(w, f'eval_sbce_p{k}_best_crf'), sbce_data)
         self.stage('6_eval_pseudo', evaluate)
@@ -222,13 +225,14 @@ class Demo:
         w = self.work
         rows = []
 
-        def row(name, report_crf, report_maps, report_best_crf):
+        def row(name, report_crf, report_maps, report_best_crf, adaptive=True):
             c = self.load_report(report_crf)
             a = self.load_report(report_maps)
             sweep = a['sweep']
             # SBCE: eq. 9 on the saved maps, without dCRF; the baseline: its CAM labels at
-            # the configured threshold (the label folder itself).
-            init = (sweep.get('adaptive') or a['prediction'])['miou']
+            # the configured threshold (the label folder; the untrained threshold branch the
+            # baseline's maps also hold means nothing).
+            init = (sweep['adaptive'] if adaptive else a['prediction'])['miou']
             rows.append(dict(
                 name=name, crf=c['prediction']['miou'], init=init, best=sweep['best_miou'],
                 best_threshold=sweep['best_threshold'],
@@ -236,7 +240,7 @@ class Demo:
 
         row(f'BCE baseline (CAM, config threshold {self.bg_threshold})',
             osp.join(w, 'eval_baseline_crf'), osp.join(w, 'eval_baseline'),
-            osp.join(w, 'eval_baseline_best_crf'))
+            osp.join(w, 'eval_baseline_best_crf'), adaptive=False)
         for k in range(1, phases + 1):
             row(f'SBCE after phase {k} (adaptive t)',
                 osp.join(w, f'eval_sbce_p{k}' if k == phases else f'eval_sbce_p{k}_crf'),

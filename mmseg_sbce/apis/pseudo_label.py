@@ -761,7 +761,8 @@ def generate_pseudo_labels(model: torch.nn.Module,
                            progress: bool = True,
                            logger: Any = None,
                            max_in_flight: Optional[int] = None,
-                           net_threads: Optional[int] = None) -> Dict[str, Any]:
+                           net_threads: Optional[int] = None,
+                           maps_dir: Optional[str] = None) -> Dict[str, Any]:
     """Write pseudo-label PNGs for this rank's shard of ``dataset``.
 
     The network runs in the calling process (on the model's device); labelling, dense CRF
@@ -801,6 +802,12 @@ def generate_pseudo_labels(model: torch.nn.Module,
         net_threads (int, optional): torch CPU threads for the forward passes during the
             run (restored afterwards). None: with a pool and a CPU model, the cores left
             over by the workers (at least 1); otherwise unchanged.
+        maps_dir (str, optional): label the maps an earlier run saved there
+            (``{maps_dir}/{img_id}.npz``, see ``save_probs``) instead of running the network,
+            e.g. at the best threshold of a sweep over exactly those maps. Each file must
+            hold the image's positive classes at the image's size; the thresholds it holds
+            are used by ``'adaptive'``. ``scales``, ``flip`` and ``fusion`` of ``cfg`` are
+            then the saved run's, not this one's.
 
     Returns:
         dict: ``total`` (images in this shard), ``written`` and ``skipped`` (counts),
@@ -890,7 +897,10 @@ def generate_pseudo_labels(model: torch.nn.Module,
                     _check_not_resized(data, img)
                     pos = _pos_indices(_image_labels(data, info), num_classes)
                     t0 = time.perf_counter()
-                    if len(pos):
+                    if maps_dir is not None:
+                        logits, thr_pos = _saved_maps(maps_dir, img_id, pos,
+                                                      tuple(img.shape[-2:]))
+                    elif len(pos):
                         logits, thr = _infer(net, img, pos, pcfg['scales'], pcfg['flip'],
                                              None, pcfg['fusion'])
                         thr_pos = None if thr is None else thr[torch.as_tensor(
@@ -931,6 +941,23 @@ def generate_pseudo_labels(model: torch.nn.Module,
         f'{summary["net_s"]:.1f}s, labelling+dCRF {summary["crf_s"]:.1f}s on {workers} '
         f'worker(s)) -> {out_dir}', logger=logger)
     return summary
+
+
+def _saved_maps(maps_dir: str, img_id: str, pos: np.ndarray,
+                size: Tuple[int, int]) -> Tuple[torch.Tensor, Optional[np.ndarray]]:
+    """The logits and thresholds of ``{maps_dir}/{img_id}.npz``, checked against the
+    image's positive classes and size (a clear error naming the file otherwise)."""
+    path = osp.join(maps_dir, img_id + '.npz')
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'no saved maps for {img_id}: {path} does not exist')
+    logits, classes, thr = load_maps_npz(path)
+    if not np.array_equal(classes, np.asarray(pos, np.int64)):
+        raise ValueError(f'{path} holds the maps of classes {classes.tolist()}, but the '
+                         f'image labels give {np.asarray(pos).tolist()}')
+    if tuple(logits.shape[1:]) != tuple(size):
+        raise ValueError(f'{path} holds maps of size {tuple(logits.shape[1:])}, but the '
+                         f'image is {tuple(size)}')
+    return torch.from_numpy(logits), (None if np.isnan(thr).all() and len(thr) else thr)
 
 
 def _num_classes(model: torch.nn.Module) -> int:

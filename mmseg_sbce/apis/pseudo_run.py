@@ -85,12 +85,16 @@ def dict_sha256(obj: Any) -> str:
 
 
 def run_identity(*, config_path: str, model_cfg: Any, checkpoint_sha256: str,
-                 pseudo_cfg: dict, dataset_cfg: dict, save_probs: bool) -> Dict[str, Any]:
-    """The manifest fields that decide whether two exports produce the same files."""
-    return _canonical(
-        dict(config=osp.basename(config_path), model_cfg_sha256=dict_sha256(model_cfg),
-             checkpoint_sha256=checkpoint_sha256, pseudo_cfg=pseudo_cfg,
-             dataset=dataset_cfg, save_probs=bool(save_probs)))
+                 pseudo_cfg: dict, dataset_cfg: dict, save_probs: bool,
+                 maps_dir: Optional[str] = None) -> Dict[str, Any]:
+    """The manifest fields that decide whether two exports produce the same files
+    (``maps_dir``: the saved maps labelled instead of running the network, if any)."""
+    identity = dict(config=osp.basename(config_path), model_cfg_sha256=dict_sha256(model_cfg),
+                    checkpoint_sha256=checkpoint_sha256, pseudo_cfg=pseudo_cfg,
+                    dataset=dataset_cfg, save_probs=bool(save_probs))
+    if maps_dir is not None:
+        identity['maps_dir'] = osp.abspath(maps_dir)
+    return _canonical(identity)
 
 
 def _flatten(obj: Any, prefix: str = '') -> Dict[str, Any]:

@@ -1,6 +1,7 @@
 # Copyright (c) mmseg-sbce contributors.
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -353,6 +354,53 @@ def test_runner_writes_labels_and_probs(data_root, tmp_path):
             np.testing.assert_allclose(z['thr'], 0.5)
         logits, classes, thr = load_maps_npz(osp.join(out, 'probs', img_id + '.npz'))
         assert logits.dtype == np.float32 and len(classes) == len(thr)
+
+
+def test_runner_labels_saved_maps_without_the_network(data_root, tmp_path):
+    model = fw.FakeColorClassifier(stride=2)
+    dataset = fw.build_dataset(data_root)
+    first = str(tmp_path / 'first')
+    generate_pseudo_labels(model, dataset, first, FAST, workers=0, save_probs=True,
+                           progress=False)
+    maps = osp.join(first, 'probs')
+    # The same rule on the saved maps gives the same labels, with no forward pass.
+    calls = model.forward_calls
+    again = str(tmp_path / 'again')
+    s = generate_pseudo_labels(model, dataset, again, FAST, workers=0, progress=False,
+                               maps_dir=maps)
+    assert s['written'] == 6 and model.forward_calls == calls
+    for name, label in _read_all(first).items():
+        np.testing.assert_array_equal(_read_all(again)[name], label)
+    # Another rule (a CAM threshold, no dCRF) on the same maps: what label_cam gives.
+    cam_cfg = dict(FAST, threshold=0.4, crf=dict(enabled=False))
+    cam_dir = str(tmp_path / 'cam')
+    generate_pseudo_labels(model, dataset, cam_dir, cam_cfg, workers=0, progress=False,
+                           maps_dir=maps)
+    logits, classes, _ = load_maps_npz(osp.join(maps, 'img_000.npz'))
+    np.testing.assert_array_equal(
+        _read_all(cam_dir)['img_000.png'],
+        pl._scatter_compact(label_cam(logits, 0.4, None), classes))
+    # Missing, foreign and wrongly sized maps fail their image with the file's name.
+    bad = tmp_path / 'bad'
+    bad.mkdir()
+    z = dict(np.load(osp.join(maps, 'img_001.npz')))
+    np.savez(bad / 'img_001.npz', **dict(z, classes=z['classes'] + 1 if len(z['classes'])
+                                          else np.array([0])))
+    z2 = dict(np.load(osp.join(maps, 'img_002.npz')))
+    np.savez(bad / 'img_002.npz', **dict(z2, logits=z2['logits'][:, :-1]))
+    for name in ('img_000', 'img_003', 'img_004', 'img_005'):
+        shutil.copy(osp.join(maps, name + '.npz'), bad / (name + '.npz'))
+    s = generate_pseudo_labels(model, dataset, str(tmp_path / 'out_bad'), FAST, workers=0,
+                               progress=False, maps_dir=str(bad))
+    errors = {f['img_id']: f['error'] for f in s['failures']}
+    assert sorted(errors) == ['img_001', 'img_002'] and s['written'] == 4
+    assert 'img_001.npz holds the maps of classes' in errors['img_001']
+    assert 'img_002.npz holds maps of size' in errors['img_002']
+    os.remove(bad / 'img_000.npz')
+    s = generate_pseudo_labels(model, dataset, str(tmp_path / 'out_missing'), FAST,
+                               workers=0, progress=False, maps_dir=str(bad))
+    assert 'no saved maps for img_000' in {f['img_id']: f['error']
+                                           for f in s['failures']}['img_000']
 
 
 # Run in a child process: a hang must fail the test, not stall the whole suite.

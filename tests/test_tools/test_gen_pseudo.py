@@ -107,6 +107,25 @@ def test_gen_pseudo_refuses_other_run(setup, tmp_path, capsys):
     assert 'no manifest.json' in capsys.readouterr().err
 
 
+def test_gen_pseudo_from_saved_maps(setup, tmp_path, capsys):
+    first = tmp_path / 'first'
+    assert _run(setup, first, '--save-probs', '--no-crf') == 0
+    out = tmp_path / 'best'
+    assert _run(setup, out, '--from-maps', str(first / 'probs'), '--no-crf') == 0
+    for name in _pngs(first):  # the same rule on the same maps
+        np.testing.assert_array_equal(np.asarray(Image.open(out / name)),
+                                      np.asarray(Image.open(first / name)))
+    ident = json.load(open(out / 'manifest.json'))['identity']
+    assert ident['maps_dir'] == str(first / 'probs')
+    assert 'maps_dir' not in json.load(open(first / 'manifest.json'))['identity']
+    # Other maps into the same folder are another run.
+    capsys.readouterr()
+    assert _run(setup, out, '--no-crf') == 1
+    assert 'maps_dir' in capsys.readouterr().err
+    with pytest.raises(SystemExit, match='--from-maps .*nowhere: no such folder'):
+        _run(setup, tmp_path / 'o', '--from-maps', str(tmp_path / 'nowhere'))
+
+
 def test_gen_pseudo_checkpoint_mismatch(setup, fw, tmp_path):
     bad = str(tmp_path / 'bad.pth')
     torch.save(dict(state_dict=fw.FakeColorClassifier(num_classes=4).state_dict()), bad)
