@@ -25,7 +25,7 @@ model = dict(
     # both losses are dead: the gradient of R just below a saturated percentile threshold,
     # and of the KL term, scale with p (1 - p). Measured (pseudo-label mIoU with dCRF after
     # phase 1): s = 10 87.1, s = 1 92.7, s = 0.1 55.2 (the background, at p ~ 0.4, swamps
-    # the KL term); after phases 1/2/3 with the threshold branch at 20x: s = 1
+    # the KL term); after phases 1/2/3 (threshold branch at 20x, logit fusion): s = 1
     # 94.4/95.7/96.4, s = 0.4 96.4/97.2/97.6 (docs/results.md). Unused by the baseline
     # itself ('bce' mode ignores the scale).
     decode_head=dict(in_channels=96, num_classes=num_classes, train_mode='bce',
