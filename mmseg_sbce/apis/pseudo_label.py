@@ -62,7 +62,7 @@ FUSED_PROB_EPS = 1e-7
 #:   (~+25 on the demo) than outside (~-4), so in a logit average one confident pass, and
 #:   bilinear interpolation between a confident cell and a background cell, push the
 #:   decision boundary outwards (a halo); a probability average is a vote. Measured on the
-#:   demo (eq. 9, no dCRF, phase-3 network): 67.1 mIoU with ``'logits'``, 84.0 with
+#:   demo (eq. 9, no dCRF, phase-3 network): 63.4 mIoU with ``'logits'``, 84.8 with
 #:   ``'probs'`` (docs/results.md).
 #: * ``normalize_cam``: compare the CAM ``relu(x_c) / max relu(x_c)`` of each class map (the
 #:   PSA/IRN convention) rather than ``sigmoid(x_c)`` with a *fixed* threshold. ``None``
