@@ -219,7 +219,7 @@ def _sweep_one(img_id: str, probs_dir: str, gt_dir: str, num_classes: int,
     ``bincount``, plus the adaptive (eq. 9, no dCRF) matrix when thresholds were saved."""
     from mmseg_sbce.apis.pseudo_label import (_float32, _scatter_compact, _uint8,
                                               load_maps_npz)
-    from mmseg_sbce.models.utils import cam_from_logits, label_eq9
+    from mmseg_sbce.models.utils import fixed_threshold_maps, label_eq9
     gt = read_label_png(osp.join(gt_dir, img_id + '.png'))
     npz_path = osp.join(probs_dir, img_id + '.npz')
     n, t = num_classes, len(thresholds)
@@ -241,7 +241,7 @@ def _sweep_one(img_id: str, probs_dir: str, gt_dir: str, num_classes: int,
         best = np.zeros(g.shape, np.float32)
     else:
         maps = _float32(logits)
-        cam = (cam_from_logits(maps) if normalize else maps.sigmoid()).numpy()
+        cam = fixed_threshold_maps(maps, normalize).numpy()
         arg = (classes[cam.argmax(axis=0)] + 1)[valid]
         best = cam.max(axis=0)[valid]
     # bucket b = number of thresholds strictly below the pixel's best score; the pixel is

@@ -8,7 +8,8 @@ call these, so training-time evaluation and pseudo-label export label pixels ide
 * the threshold mapping ``t' = sigmoid(logit(t) / s)``: :func:`map_threshold`;
 * eq. 9 with per-class thresholds: :func:`eq9_scores`, :func:`label_eq9`;
 * the fixed background threshold on CAMs (max-normalised ReLU of the logits) or on
-  probabilities: :func:`cam_from_logits`, :func:`cam_scores`, :func:`label_cam`;
+  probabilities: :func:`cam_from_logits`, :func:`fixed_threshold_maps`, :func:`cam_scores`,
+  :func:`label_cam`;
 * the optional "unsure -> 255" margin rule: :func:`labels_from_scores`.
 
 Scores are ``[0, S_1, ..., S_C]`` along the class axis (background score 0 first), so the
@@ -134,6 +135,20 @@ def cam_from_logits(logits: Tensor, eps: float = 1e-5) -> Tensor:
     return cam / peak[..., None, None]
 
 
+def fixed_threshold_maps(logits: Tensor, normalize: bool = True) -> Tensor:
+    """What a fixed background threshold is compared with: the CAM
+    (:func:`cam_from_logits`) with ``normalize``, else the probability ``sigmoid(x)``.
+
+    Args:
+        logits (Tensor): ``[C, H, W]`` or ``[B, C, H, W]`` unscaled class logits.
+        normalize (bool): CAMs rather than probabilities.
+
+    Returns:
+        Tensor: maps with the shape of ``logits``.
+    """
+    return cam_from_logits(logits) if normalize else logits.sigmoid()
+
+
 def cam_scores(logits: Tensor,
                bg_thr: float,
                labels_mask: Optional[Tensor] = None,
@@ -155,8 +170,7 @@ def cam_scores(logits: Tensor,
     Returns:
         Tensor: scores ``[C + 1, H, W]`` or ``[B, C + 1, H, W]``.
     """
-    maps = cam_from_logits(logits) if normalize else logits.sigmoid()
-    return eq9_scores(maps, float(bg_thr), labels_mask)
+    return eq9_scores(fixed_threshold_maps(logits, normalize), float(bg_thr), labels_mask)
 
 
 def labels_from_scores(scores: Tensor, unsure_margin: Optional[float] = None) -> Tensor:
