@@ -9,6 +9,7 @@ with gamma=4 / theta=3, i.e. modes per iteration::
 import copy
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 
@@ -295,3 +296,64 @@ def test_start_from_a_baseline_checkpoint_and_an_initial_q(full_run, tmp_path):
     assert record['modes'][0] == 'sbce-classifier'
     assert os.readlink(osp.join(str(tmp_path), 'q', 'current')) == osp.abspath(init_q)
     assert all(np.isfinite(v) for v in record['losses'].values())
+
+
+def _copy_run_until(cfg, it, dst):
+    """A copy of the full run's state as a crash during the Q update after iteration ``it``
+    would have left it: checkpoint ``iter_{it}.pth``, the Q store of the earlier phases, and a
+    half-written store of the phase being computed (no manifest, some maps missing, one
+    truncated), with ``current`` still on the earlier phase."""
+    src_q = osp.join(cfg['work_dir'], 'q')
+    os.makedirs(osp.join(dst, 'q'))
+    shutil.copy(osp.join(cfg['work_dir'], f'iter_{it}.pth'), dst)
+    shutil.copytree(osp.join(src_q, 'phase_1'), osp.join(dst, 'q', 'phase_1'))
+    half = osp.join(dst, 'q', 'phase_2')
+    shutil.copytree(osp.join(src_q, 'phase_2'), half)
+    os.remove(osp.join(half, 'manifest.json'))
+    names = sorted(f for f in os.listdir(half) if f.endswith('.png'))
+    for name in names[:5]:
+        os.remove(osp.join(half, name))
+    with open(osp.join(half, names[5]), 'wb') as f:
+        f.write(b'\x89PNG\r\n')  # truncated write
+    os.symlink(osp.join(dst, 'q', 'phase_1'), osp.join(dst, 'q', 'current'))
+    return half
+
+
+def test_resume_after_an_interrupted_q_update_recomputes_it(full_run, tmp_path):
+    """Crash while Q for phase 2 was being written: the resumed run trains iteration 11 on
+    phase 1's Q, never reads the half-written store, recomputes it whole, then continues as
+    the uninterrupted run did."""
+    cfg, _, record = full_run
+    work = str(tmp_path / 'wd')
+    half = _copy_run_until(cfg, 11, work)
+    cfg2 = make_cfg(cfg['train_dataloader']['dataset']['data_root'], work)
+    _, rec2 = run(cfg2, resume_from=osp.join(work, 'iter_11.pth'))
+    for it in range(11, 20):
+        assert rec2['modes'][it] == record['modes'][it]
+        assert rec2['losses'][it] == pytest.approx(record['losses'][it], rel=1e-4, abs=1e-6)
+    assert osp.isfile(osp.join(half, 'manifest.json'))
+    assert os.readlink(osp.join(work, 'q', 'current')) == osp.abspath(half)
+    # the recomputed store is complete and equals a direct computation on the same weights
+    from mmengine.runner import load_checkpoint
+    from mmseg.registry import DATASETS
+    model = unwrap(Runner.from_cfg(copy.deepcopy(cfg2)).model)
+    load_checkpoint(model, osp.join(work, 'iter_12.pth'), map_location='cpu')
+    direct_dir = str(tmp_path / 'direct')
+    generate_pseudo_labels(model, DATASETS.build(cfg2['custom_hooks'][1]['dataset']),
+                           direct_dir, PSEUDO_CFG, workers=1, progress=False)
+    direct, store = read_store(direct_dir), read_store(half)
+    assert len(store) == 12 and direct.keys() == store.keys()
+    for k in direct:
+        np.testing.assert_array_equal(direct[k], store[k], err_msg=k)
+
+
+def test_resume_into_a_q_store_without_manifest_is_refused(full_run, tmp_path):
+    """A checkpoint saved after the phase-2 update, but its store lost the manifest (never
+    completed): the resume stops with an error naming the store, instead of training on it."""
+    cfg, _, _ = full_run
+    work = str(tmp_path / 'wd')
+    half = _copy_run_until(cfg, 11, work)
+    shutil.copy(osp.join(cfg['work_dir'], 'iter_12.pth'), work)
+    cfg2 = make_cfg(cfg['train_dataloader']['dataset']['data_root'], work)
+    with pytest.raises(FileNotFoundError, match=f'Q store {half} has no manifest.json'):
+        run(cfg2, resume_from=osp.join(work, 'iter_12.pth'))
