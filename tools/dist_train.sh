@@ -1,21 +1,6 @@
 #!/usr/bin/env bash
 # Distributed training: tools/dist_train.sh CONFIG GPUS [ARGS...]
 # On a machine without CUDA the processes use gloo on the CPU (GPUS = number of processes).
-CONFIG=$1
-GPUS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-PYTHON=${PYTHON:-python}
-
-PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-"$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" \
-    --master_port="$PORT" \
-    "$(dirname "$0")/train.py" \
-    "$CONFIG" \
-    --launcher pytorch "${@:3}"
+# Environment: NNODES, NODE_RANK, PORT, MASTER_ADDR, PYTHON (see dist_launch.sh).
+[ $# -ge 2 ] || { echo "usage: tools/dist_train.sh CONFIG GPUS [ARGS...]" >&2; exit 2; }
+exec bash "$(dirname "$0")/dist_launch.sh" train.py "$2" "$1" --launcher pytorch "${@:3}"
