@@ -15,7 +15,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from mmengine.hooks import Hook
 from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
@@ -26,7 +25,7 @@ import mmseg_sbce  # noqa: F401
 from mmseg.registry import HOOKS, OPTIM_WRAPPERS
 from mmseg_sbce.apis import generate_pseudo_labels
 from mmseg_sbce.datasets.demo_data import generate_demo_dataset
-from mmseg_sbce.engine import PhaseSchedule, PhaseSwitchHook, QUpdateHook
+from mmseg_sbce.engine import PhaseSchedule
 from mmseg_sbce.engine.hooks.phase_switch_hook import unwrap
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

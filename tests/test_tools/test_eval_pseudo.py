@@ -1,7 +1,5 @@
 # Copyright (c) mmseg-sbce contributors.
-import importlib.util
 import json
-import os.path as osp
 
 import numpy as np
 import pytest
@@ -9,11 +7,10 @@ from PIL import Image
 
 from mmseg_sbce.apis import save_label_png, save_maps_npz
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-spec = importlib.util.spec_from_file_location('_tool_eval_pseudo',
-                                              osp.join(ROOT, 'tools', 'eval_pseudo.py'))
-eval_pseudo = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(eval_pseudo)
+
+@pytest.fixture(scope='module')
+def eval_pseudo(load_tool):
+    return load_tool('eval_pseudo')
 
 
 @pytest.fixture
@@ -39,7 +36,7 @@ def dirs(tmp_path):
     return tmp_path
 
 
-def test_eval_pseudo_report(dirs, capsys):
+def test_eval_pseudo_report(eval_pseudo, dirs, capsys):
     out = str(dirs / 'report' / 'r')
     code = eval_pseudo.main([str(dirs / 'pred'), '--gt', str(dirs / 'gt'), '--split',
                              str(dirs / 'split.txt'), '--num-classes', '3', '--out', out,
@@ -60,7 +57,7 @@ def test_eval_pseudo_report(dirs, capsys):
     assert 'report written' in capsys.readouterr().out
 
 
-def test_eval_pseudo_missing_predictions(dirs, capsys):
+def test_eval_pseudo_missing_predictions(eval_pseudo, dirs, capsys):
     (dirs / 'pred' / 'b.png').unlink()
     args = [str(dirs / 'pred'), '--gt', str(dirs / 'gt'), '--split', str(dirs / 'split.txt'),
             '--num-classes', '3', '--out', str(dirs / 'r')]
@@ -73,7 +70,7 @@ def test_eval_pseudo_missing_predictions(dirs, capsys):
     assert data['prediction']['iou'][2] == 0.0  # b's class is all missed
 
 
-def test_eval_pseudo_sweep_needs_probs(dirs):
+def test_eval_pseudo_sweep_needs_probs(eval_pseudo, dirs):
     with pytest.raises(SystemExit):
         eval_pseudo.parse_args([str(dirs), '--gt', 'g', '--split', 's', '--sweep', '0', '1',
                                 '0.1'])

@@ -1,5 +1,4 @@
 # Copyright (c) mmseg-sbce contributors.
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -20,17 +19,6 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FAKES_DIR = osp.join(ROOT, 'tests', 'test_apis')
 
 
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(f'_tool_{name}',
-                                                  osp.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gen_pseudo = _load_tool('gen_pseudo')
-
-
 @pytest.fixture(scope='module')
 def fw():
     # The fakes module is imported by the configs' custom_imports as ``fake_wsss``.
@@ -43,18 +31,19 @@ def fw():
 
 
 @pytest.fixture(scope='module')
-def setup(fw, tmp_path_factory):
+def setup(fw, tmp_path_factory, load_tool):
     base = tmp_path_factory.mktemp('gen')
     root = str(base / 'data')
     fw.make_dataset(root, num=5, size=(20, 28))
     config = fw.write_config(str(base / 'fake_cfg.py'), root)
     ckpt = str(base / 'fake.pth')
     torch.save(dict(state_dict=fw.FakeColorClassifier(stride=2).state_dict()), ckpt)
-    return dict(base=base, root=root, config=config, ckpt=ckpt)
+    return dict(base=base, root=root, config=config, ckpt=ckpt,
+                tool=load_tool('gen_pseudo'))
 
 
 def _run(setup, out, *extra):
-    return gen_pseudo.main([setup['config'], setup['ckpt'], '--out', str(out),
+    return setup['tool'].main([setup['config'], setup['ckpt'], '--out', str(out),
                             '--workers', '0', '--no-progress', *extra])
 
 
@@ -130,7 +119,7 @@ def test_gen_pseudo_checkpoint_mismatch(setup, fw, tmp_path):
     bad = str(tmp_path / 'bad.pth')
     torch.save(dict(state_dict=fw.FakeColorClassifier(num_classes=4).state_dict()), bad)
     with pytest.raises(SystemExit, match='does not match the model of'):
-        gen_pseudo.main([setup['config'], bad, '--out', str(tmp_path / 'o')])
+        setup['tool'].main([setup['config'], bad, '--out', str(tmp_path / 'o')])
 
 
 def test_gen_pseudo_corrupt_image_exit_code(setup, fw, tmp_path, capsys):
@@ -140,7 +129,7 @@ def test_gen_pseudo_corrupt_image_exit_code(setup, fw, tmp_path, capsys):
         f.write(b'not an image')
     config = fw.write_config(str(tmp_path / 'cfg.py'), root)
     out = tmp_path / 'out'
-    code = gen_pseudo.main([config, setup['ckpt'], '--out', str(out), '--workers', '2',
+    code = setup['tool'].main([config, setup['ckpt'], '--out', str(out), '--workers', '2',
                             '--no-progress'])
     assert code == 1
     assert 'img_001' in capsys.readouterr().err

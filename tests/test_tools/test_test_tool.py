@@ -6,7 +6,6 @@ DeepLab demo config. The mIoU the tool reports must equal an independent evaluat
 prediction PNGs it writes with ``--out`` (``evaluate_label_dir``), and 2 gloo processes must
 report what 1 process reports.
 """
-import importlib.util
 import os
 import os.path as osp
 import re
@@ -30,15 +29,9 @@ SBCE_CFG = 'configs/demo/sbce_demo.py'
 DEEPLAB_CFG = 'configs/demo/deeplabv3plus_demo.py'
 
 
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(f'_tool_{name}',
-                                                  osp.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-test_tool = _load_tool('test')
+@pytest.fixture(scope='module')
+def test_tool(load_tool):
+    return load_tool('test')
 
 
 @pytest.fixture(scope='module')
@@ -65,7 +58,7 @@ def _data_options(root):
 
 @pytest.mark.parametrize('config', [SBCE_CFG, DEEPLAB_CFG])
 def test_reported_miou_equals_an_evaluation_of_the_written_predictions(
-        config, data_root, tmp_path):
+        config, data_root, tmp_path, test_tool):
     ckpt = _checkpoint(config, str(tmp_path / 'model.pth'))
     out = str(tmp_path / 'pred')
     metrics = test_tool.main([osp.join(ROOT, config), ckpt, '--work-dir',
@@ -81,7 +74,7 @@ def test_reported_miou_equals_an_evaluation_of_the_written_predictions(
     assert metrics['mIoU'] == pytest.approx(100 * ref['miou'], abs=0.006)
 
 
-def test_missing_checkpoint_is_named(tmp_path):
+def test_missing_checkpoint_is_named(tmp_path, test_tool):
     with pytest.raises(SystemExit, match='checkpoint not found: .*nope.pth'):
         test_tool.main([osp.join(ROOT, SBCE_CFG), str(tmp_path / 'nope.pth')])
 

@@ -1,7 +1,5 @@
 # Copyright (c) mmseg-sbce contributors.
 """ResNet-38d weight conversion: MXNet NDArray lists (all header variants) and PSA .pth."""
-import importlib.util
-import os.path as osp
 import re
 import struct
 
@@ -13,8 +11,6 @@ from mmseg_sbce.models.backbones import (ResNet38d, convert_resnet38d, mxnet_key
                                          read_mxnet_params)
 
 TINY = 1 / 16
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-CLI = osp.join(ROOT, 'tools', 'model_converters', 'resnet38d_to_mmseg.py')
 
 # ------------------------------------------------------------------ an MXNet writer
 LEGACY, V1, V2 = 'legacy', 'v1', 'v2'
@@ -123,10 +119,10 @@ def test_mxnet_other_dtypes_become_float32(tmp_path, reference):
                                rtol=1e-3, atol=1e-3)
 
 
-def test_converted_file_loads_via_pretrained_init(tmp_path, reference):
+def test_converted_file_loads_via_pretrained_init(tmp_path, reference, load_tool):
     src, dst = str(tmp_path / 'tiny.params'), str(tmp_path / 'out' / 'tiny.pth')
     write_mxnet(src, mx_arrays(reference), LEGACY)
-    cli = load_cli()
+    cli = load_tool('model_converters/resnet38d_to_mmseg')
     assert cli.main([src, dst, '--widen-factor', str(TINY)]) == 0
     model = ResNet38d(widen_factor=TINY, init_cfg=dict(type='Pretrained', checkpoint=dst))
     model.init_weights()
@@ -175,7 +171,7 @@ def test_mismatches_are_refused_with_a_listing(tmp_path, reference):
         convert_resnet38d(mx, widen_factor=TINY)
 
 
-def test_foreign_and_broken_files_are_refused(tmp_path, reference):
+def test_foreign_and_broken_files_are_refused(tmp_path, reference, load_tool):
     junk = tmp_path / 'junk.bin'
     junk.write_bytes(b'not a checkpoint at all')
     with pytest.raises(ValueError, match='neither an MXNet NDArray list'):
@@ -193,13 +189,6 @@ def test_foreign_and_broken_files_are_refused(tmp_path, reference):
     with pytest.raises(ValueError, match='sparse'):
         read_mxnet_params(sparse)
 
-    cli = load_cli()
+    cli = load_tool('model_converters/resnet38d_to_mmseg')
     assert cli.main([str(junk), str(tmp_path / 'x.pth')]) == 1
     assert not (tmp_path / 'x.pth').exists()
-
-
-def load_cli():
-    spec = importlib.util.spec_from_file_location('resnet38d_to_mmseg', CLI)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

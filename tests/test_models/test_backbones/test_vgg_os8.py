@@ -1,7 +1,5 @@
 # Copyright (c) mmseg-sbce contributors.
 """VGG16OS8: output stride, channels, freezing, and ImageNet weight conversion."""
-import importlib.util
-import os.path as osp
 from collections import OrderedDict
 
 import pytest
@@ -15,7 +13,6 @@ from mmseg_sbce.models.backbones.vgg_os8 import (VGG16_CONV_NAMES, VGG16OS8,
                                                  convert_vgg16_state_dict,
                                                  detect_vgg16_format, unwrap_state_dict)
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 BLOCKS = (2, 2, 3, 3, 3)
 # Convolution positions in mmpretrain 1.2.0's VGG(depth=16) ``features`` (ConvModule x n,
 # then MaxPool per stage), checked against an instance of that class.
@@ -182,16 +179,8 @@ def test_convert_refuses_mismatches():
         convert_vgg16_state_dict(convert_vgg16_state_dict(src))
 
 
-def _load_tool():
-    path = osp.join(ROOT, 'tools', 'model_converters', 'vgg16_to_mmseg.py')
-    spec = importlib.util.spec_from_file_location('vgg16_to_mmseg_tool', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_tool_and_pretrained_init(tmp_path, capsys):
-    tool = _load_tool()
+def test_tool_and_pretrained_init(tmp_path, capsys, load_tool):
+    tool = load_tool('model_converters/vgg16_to_mmseg')
     src = mmpretrain_vgg16(base=2, hidden=8)
     torch.save(dict(state_dict=src, meta=dict(mmpretrain_version='1.2.0')),
                tmp_path / 'in.pth')
