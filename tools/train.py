@@ -9,15 +9,14 @@ CUDA).
 import argparse
 import logging
 import os
-import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 import mmseg_sbce  # noqa: F401  (registers the plugin, applies compat fixes)
 from mmseg.registry import RUNNERS
-from mmseg_sbce.utils import init_cpu_distributed
+from mmseg_sbce.utils import init_cpu_distributed, load_runner_config
 
 
 def parse_args():
@@ -49,16 +48,7 @@ def parse_args():
 
 def main():
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-
-    # work_dir priority: CLI > config > config file name
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_runner_config(args.config, args.cfg_options, args.launcher, args.work_dir)
 
     if args.amp:
         if cfg.optim_wrapper.type == 'AmpOptimWrapper':
