@@ -9,6 +9,10 @@ marker in WORK_DIR/stages/ and is skipped when the demo is run again. The demo e
 summary table (WORK_DIR/summary.md, .json) and a picture (WORK_DIR/demo.png).
 
     python tools/run_demo.py [--work-dir work_dirs/demo] [--data-root data/sbce_demo]
+        [--sbce-config CONFIG] [--skip-deeplab]
+
+``--sbce-config`` runs the same pipeline with a variant of ``configs/demo/sbce_demo.py``
+(for ablations, e.g. ``benchmarks/ablation_q_view.py``).
 """
 import argparse
 import json
@@ -32,6 +36,8 @@ def parse_args(argv=None):
     parser.add_argument('--data-root', default='data/sbce_demo',
                         help='where the demo data set is generated')
     parser.add_argument('--seed', type=int, default=0, help='data set seed')
+    parser.add_argument('--sbce-config', default=SBCE_CFG,
+                        help='SBCE classifier config (a variant of the demo\'s, for ablations)')
     parser.add_argument('--skip-deeplab', action='store_true',
                         help='stop after evaluating the pseudo-labels')
     return parser.parse_args(argv)
@@ -121,7 +127,8 @@ class Demo:
     def run(self):
         from mmengine.config import Config
         base_cfg = Config.fromfile(osp.join(REPO, BASELINE_CFG))
-        sbce_cfg = Config.fromfile(osp.join(REPO, SBCE_CFG))
+        sbce_path = self.args.sbce_config
+        sbce_cfg = Config.fromfile(osp.join(REPO, sbce_path))
         w = self.work
         data_opt = [f'train_dataloader.dataset.data_root={self.data}',
                     f'val_dataloader.dataset.data_root={self.data}',
@@ -153,7 +160,7 @@ class Demo:
         # 4. Spatial-BCE phases, starting from the baseline and its Q
         q_dir = osp.join(w, 'sbce', 'q')
         self.stage('4_sbce', lambda: self.py(
-            'tools/train.py', SBCE_CFG, '--work-dir', osp.join(w, 'sbce'), '--cfg-options',
+            'tools/train.py', sbce_path, '--work-dir', osp.join(w, 'sbce'), '--cfg-options',
             *data_opt, f'load_from={base_ckpt}',
             f'custom_hooks.1.init_q_dir={osp.join(w, "q_init")}',
             f'custom_hooks.1.q_dir={q_dir}', f'train_dataloader.dataset.pipeline.1.q_dir={q_dir}',
@@ -170,10 +177,10 @@ class Demo:
 
         def export():
             for k in range(1, phases):
-                self.py('tools/gen_pseudo.py', SBCE_CFG, self.phase_ckpt(sbce_cfg, k),
+                self.py('tools/gen_pseudo.py', sbce_path, self.phase_ckpt(sbce_cfg, k),
                         '--out', self.maps_dir(k, phases), '--no-crf', '--save-probs',
                         '--no-progress', '--cfg-options', *sbce_data)
-            self.py('tools/gen_pseudo.py', SBCE_CFG, final_ckpt, '--out',
+            self.py('tools/gen_pseudo.py', sbce_path, final_ckpt, '--out',
                     self.maps_dir(phases, phases), '--save-probs', '--no-progress',
                     '--cfg-options', *sbce_data)
         self.stage('5_gen_pseudo', export)
@@ -194,7 +201,7 @@ class Demo:
                 if k < phases:  # the Q the next phase trained on
                     self.eval_dir(osp.join(q_dir, f'phase_{k + 1}'),
                                   osp.join(w, f'eval_sbce_p{k}_crf'))
-                self.best_threshold_crf(SBCE_CFG, self.phase_ckpt(sbce_cfg, k),
+                self.best_threshold_crf(sbce_path, self.phase_ckpt(sbce_cfg, k),
                                         osp.join(w, f'eval_sbce_p{k}'), osp.join(maps, 'probs'),
                                         osp.join(w, f'pseudo_sbce_p{k}_best_crf'),
                                         osp.join(w, f'eval_sbce_p{k}_best_crf'), sbce_data)
