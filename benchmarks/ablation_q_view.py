@@ -84,7 +84,8 @@ def stats(args) -> None:
             dict(cfg.train_dataloader.dataset, data_root=args.data_root, pipeline=pipeline))
         num_classes = cfg.num_classes
         rng = np.random.default_rng(0)
-        gaps, whole_fracs, outside = [], [], 0
+        np.random.seed(0)  # the random transforms draw from numpy's global state
+        gaps, signed, whole_fracs, outside = [], [], [], 0
         for _ in range(args.epochs):
             for i in rng.permutation(len(dataset)):
                 results = dataset[int(i)]
@@ -92,6 +93,7 @@ def stats(args) -> None:
                 with Image.open(results['q_map_path']) as img:
                     whole = fractions(np.array(img), num_classes)
                 for c in results['gt_labels']:
+                    signed.append(view[c] - whole[c])
                     gaps.append(abs(view[c] - whole[c]))
                     whole_fracs.append(whole[c])
                     outside += int(view[c] == 0 and whole[c] > 0)
@@ -101,7 +103,9 @@ def stats(args) -> None:
           f'{len(dataset)} images; mean whole-image fraction {np.mean(whole_fracs):.4f}')
     print(f'|view - whole| fraction: mean {gaps.mean():.4f}, median {np.median(gaps):.4f}, '
           f'90th percentile {np.percentile(gaps, 90):.4f}; mean relative '
-          f'{np.mean(gaps / np.maximum(whole_fracs, 1e-6)):.2f}')
+          f'{np.mean(gaps / np.maximum(whole_fracs, 1e-6)):.2f}; mean signed view - whole '
+          f'{np.mean(signed):+.4f} (view larger in {100 * np.mean(np.array(signed) > 0):.0f} %, '
+          f'smaller in {100 * np.mean(np.array(signed) < 0):.0f} %)')
     print(f'class entirely outside the view: {outside} of {pairs} '
           f'({100 * outside / max(pairs, 1):.1f} %)')
 
