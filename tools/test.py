@@ -29,8 +29,6 @@ def parse_args(argv=None):
                         help='where the log and the metrics (json) are written')
     parser.add_argument('--out',
                         help='directory to save the predictions as PNG label maps')
-    parser.add_argument('--show-dir',
-                        help='directory (under the run\'s work_dir) for painted predictions')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -55,12 +53,6 @@ def main(argv=None):
     cfg = load_runner_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     cfg.load_from = args.checkpoint
 
-    if args.show_dir:
-        if 'visualization' not in cfg.default_hooks:
-            raise SystemExit('--show-dir needs default_hooks.visualization '
-                             "(dict(type='SegVisualizationHook'))")
-        cfg.default_hooks.visualization.draw = True
-        cfg.visualizer.save_dir = args.show_dir
     if args.out is not None:
         # mmseg's IoUMetric writes the predictions as PNGs when given an output_dir
         cfg.test_evaluator['output_dir'] = args.out
