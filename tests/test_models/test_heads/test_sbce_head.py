@@ -8,6 +8,7 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg_sbce.models.heads import SBCEHead
+from mmseg_sbce.models.losses import spatial_bce_loss
 
 C, IN = 3, 16
 
@@ -249,3 +250,83 @@ def test_q_edge_cases_are_finite(mode, case):
     assert all(torch.isfinite(p.grad).all() for p in head.parameters() if p.grad is not None)
     if 'mean_thr' in losses:
         assert 0 < float(losses['mean_thr']) <= 1
+
+
+def _capture_loss_sbce_calls(head):
+    """Record the arguments every call of ``head.loss_sbce`` receives."""
+    calls = []
+
+    def hook(module, args, kwargs):
+        calls.append((args, kwargs))
+
+    head.loss_sbce.register_forward_pre_hook(hook, with_kwargs=True)
+    return calls
+
+
+def test_classifier_threshold_is_percentile_of_scaled_logits_by_hand():
+    """One positive 1x4 map, scale 10, target fraction 1/2: the threshold is the 3rd largest
+    SCALED logit (index floor(0.5 * 4) = 2 of the descending sort), i.e. 5, not the 3rd
+    largest unscaled logit 0.5 (which the same map would give without the scale)."""
+    head = make_head()  # logit scale initialised to 10
+    x = torch.tensor([-1., 0.5, 1., 2.], dtype=torch.float64).view(1, 1, 1, 4)
+    cls_logits = torch.cat([x, -x, x], dim=1)  # class 0 positive, 1 and 2 negative
+    labels = torch.tensor([[1., 0., 0.]], dtype=torch.float64)
+    fractions = torch.tensor([[0.5, 0., 0.]], dtype=torch.float64)
+    valid = torch.tensor([True])
+    calls = _capture_loss_sbce_calls(head)
+    head.set_train_mode('sbce-classifier')
+    losses = head.loss_by_feat((cls_logits, torch.zeros(1, C)), labels, fractions, valid)
+    (scaled, _, thr_logit), _ = calls[-1]
+    torch.testing.assert_close(scaled, cls_logits * 10)
+    assert thr_logit[0, 0].item() == pytest.approx(5.0)
+    assert losses['mean_thr'].item() == pytest.approx(1 / (1 + math.exp(-5.0)))
+    expected = spatial_bce_loss(cls_logits * 10, labels,
+                                torch.tensor([[5., 0., 0.]], dtype=torch.float64))
+    assert losses['loss_sbce'].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_classifier_threshold_splits_scaled_maps_at_target_fraction():
+    """Random maps, per-class scales: exactly floor(f * N) scaled logits of every positive
+    map with a Q lie above its threshold (the values are distinct)."""
+    head = make_head()
+    with torch.no_grad():
+        head.T.copy_(torch.log(torch.tensor([3., 10., 25.])))
+    torch.manual_seed(3)
+    cls_logits = torch.randn(2, C, 6, 6, dtype=torch.float64) + 0.5
+    labels, fractions, valid = head.get_targets(batch(), torch.device('cpu'))
+    calls = _capture_loss_sbce_calls(head)
+    head.set_train_mode('sbce-classifier')
+    head.loss_by_feat((cls_logits, torch.zeros(2, C)), labels, fractions, valid)
+    (scaled, _, thr_logit), _ = calls[-1]
+    with_q = (labels > 0.5) & valid[:, None]
+    assert with_q.sum() == 2
+    for b, c in with_q.nonzero().tolist():
+        above = (scaled[b, c] > thr_logit[b, c]).sum().item()
+        assert above == math.floor(fractions[b, c].item() * 36), (b, c)
+
+
+def test_threshold_sub_phase_uses_side_mean_by_hand():
+    """Scale 1, two positive 1x2 maps with t = 0.4 and a negative one: the threshold
+    sub-phase's Spatial-BCE is mean(R below t) + mean(R above t) over positive pixels, not
+    the mean of all terms (which would also count the negative map)."""
+    head = make_head()
+    with torch.no_grad():
+        head.T.zero_()
+    probs = torch.tensor([[[[0.1, 0.7]], [[0.2, 0.5]], [[0.3, 0.9]]]], dtype=torch.float64)
+    labels = torch.tensor([[1., 0., 1.]], dtype=torch.float64)
+    thr_logits = torch.logit(torch.full((1, C), 0.4, dtype=torch.float64))
+    head.set_train_mode('sbce-threshold')
+    losses = head.loss_by_feat((torch.logit(probs), thr_logits), labels,
+                               torch.tensor([[0.5, 0., 0.5]]), torch.tensor([True]))
+
+    def below(p):
+        return 1 - (1 - p / 0.4)**2
+
+    def above(p):
+        return 1 - ((p - 0.4) / 0.6)**2
+
+    expected = (below(0.1) + below(0.3)) / 2 + (above(0.7) + above(0.9)) / 2
+    assert losses['loss_sbce'].item() == pytest.approx(expected, rel=1e-6)
+    all_terms = (below(0.1) + above(0.7) + below(0.3) + above(0.9) - math.log(0.8) -
+                 math.log(0.5)) / 6
+    assert abs(expected - all_terms) > 0.1  # the two reductions are far apart here
