@@ -8,7 +8,7 @@ Usage::
 
 then ``backbone=dict(type='ResNet38d', init_cfg=dict(type='Pretrained',
 checkpoint='pretrain/resnet38d_ilsvrc.pth'))``. The format is detected from the file; the
-logic lives in :mod:`mmseg_sbce.models.backbones.resnet38d_convert`.
+logic lives in :mod:`mmseg_sbce.models.converters.resnet38d`.
 """
 import argparse
 import os
@@ -33,7 +33,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from mmseg_sbce.models.backbones.resnet38d_convert import convert_resnet38d
+    from mmseg_sbce.models.converters import convert_resnet38d
     try:
         state, fmt, dropped = convert_resnet38d(args.src, widen_factor=args.widen_factor)
     except (ValueError, OSError) as exc:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from mmseg_sbce.models.backbones import (ResNet38d, convert_resnet38d, mxnet_key_to_mmseg,
-                                         read_mxnet_params)
+from mmseg_sbce.models.backbones import ResNet38d
+from mmseg_sbce.models.converters import convert_resnet38d, mxnet_key_to_mmseg, read_mxnet_params
 
 TINY = 1 / 16
 

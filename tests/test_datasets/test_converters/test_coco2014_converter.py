@@ -13,7 +13,7 @@ from PIL import Image
 from mmseg_sbce.datasets.converters import coco2014 as conv
 
 H, W = 8, 10
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 
 def _img(img_id, split='train'):

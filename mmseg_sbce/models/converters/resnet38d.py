@@ -196,7 +196,7 @@ def mxnet_key_to_mmseg(name: str) -> Optional[str]:
 # ------------------------------------------------------------------------ validation
 def expected_state(widen_factor: float = 1.0) -> Dict[str, torch.Size]:
     """Keys and shapes of a :class:`ResNet38d` state dict, built on the meta device."""
-    from .resnet38d import ResNet38d
+    from ..backbones.resnet38d import ResNet38d
     with torch.device('meta'):
         model = ResNet38d(widen_factor=widen_factor)
     return {k: v.shape for k, v in model.state_dict().items()}

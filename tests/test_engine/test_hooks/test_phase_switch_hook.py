@@ -1,0 +1,50 @@
+# Copyright (c) mmseg-sbce contributors.
+"""PhaseSwitchHook on a real mmengine Runner: sub-phases per iteration, trained parameters,
+the max_iters check (schedule in sbce_run.py)."""
+import numpy as np
+import pytest
+from mmengine.registry import init_default_scope
+
+from mmseg_sbce.engine import PhaseSchedule
+from sbce_run import SCHEDULE, make_cfg, run  # noqa: E402  (this folder is on sys.path)
+
+
+def test_sub_phases_switch_at_the_right_iterations(full_run):
+    _, _, record = full_run
+    schedule = PhaseSchedule(**SCHEDULE)
+    assert record['modes'] == {i: schedule.mode(i) for i in range(20)}
+    assert [record['modes'][i] for i in (3, 4, 6, 7, 8, 11, 12, 15)] == [
+        'bce', 'sbce-classifier', 'sbce-classifier', 'sbce-threshold', 'sbce-classifier',
+        'sbce-threshold', 'sbce-classifier', 'sbce-threshold']
+
+
+def test_the_right_parameters_get_gradients_in_each_sub_phase(full_run):
+    _, _, record = full_run
+    grads, modes = record['grads'], record['modes']
+
+    def any_grad(it, prefix):
+        return any(v for k, v in grads[it].items() if k.startswith(prefix))
+
+    for it in range(20):
+        mode = modes[it]
+        assert any_grad(it, 'backbone.'), (it, mode)
+        if mode == 'bce':
+            assert any_grad(it, 'decode_head.conv_cls')
+            assert not any_grad(it, 'decode_head.conv_thr')
+            assert not any_grad(it, 'decode_head.T')
+        elif mode == 'sbce-classifier':
+            assert any_grad(it, 'decode_head.conv_cls') and any_grad(it, 'decode_head.T')
+            assert not any_grad(it, 'decode_head.conv_thr')
+        else:  # threshold branch trains; the classifier only through the KL term
+            assert any_grad(it, 'decode_head.conv_thr')
+    assert all(np.isfinite(v) for v in record['losses'].values())
+
+
+def test_max_iters_must_match_the_schedule(data_root, tmp_path):
+    init_default_scope('mmseg')
+    cfg = make_cfg(data_root, str(tmp_path))
+    cfg['train_cfg']['max_iters'] = 21
+    with pytest.raises(ValueError, match='must equal bce_iters'):
+        run(cfg)
+
+

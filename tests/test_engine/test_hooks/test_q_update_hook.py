@@ -1,0 +1,157 @@
+# Copyright (c) mmseg-sbce contributors.
+"""QUpdateHook (with PhaseSwitchHook) on a real mmengine Runner: Q per phase, resume, refusals,
+two processes (schedule in sbce_run.py)."""
+import copy
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+from PIL import Image
+
+from mmseg_sbce.apis import generate_pseudo_labels
+from mmseg_sbce.engine.hooks.phase_switch_hook import unwrap
+from sbce_run import (PSEUDO_CFG, REPO, SCHEDULE, copy_run_until,  # noqa: E402
+                      make_cfg, read_store, run)
+
+
+def test_q_is_updated_before_each_phase_and_equals_a_direct_computation(full_run, tmp_path):
+    cfg, runner, _ = full_run
+    q_dir = osp.join(cfg['work_dir'], 'q')
+    phase1, phase2 = read_store(osp.join(q_dir, 'phase_1')), read_store(
+        osp.join(q_dir, 'phase_2'))
+    assert len(phase1) == len(phase2) == 12
+    assert any((phase1[k] != phase2[k]).any() for k in phase1), 'Q did not change'
+    assert os.readlink(osp.join(q_dir, 'current')) == osp.abspath(osp.join(q_dir, 'phase_2'))
+    # the checkpoint of iteration 12 holds the weights the phase-2 update used
+    from mmengine.runner import load_checkpoint
+    model = unwrap(runner.model)
+    load_checkpoint(model, osp.join(cfg['work_dir'], 'iter_12.pth'), map_location='cpu')
+    from mmseg.registry import DATASETS
+    ds = DATASETS.build(cfg['custom_hooks'][1]['dataset'])
+    generate_pseudo_labels(model, ds, str(tmp_path), PSEUDO_CFG, workers=1, progress=False)
+    direct = read_store(str(tmp_path))
+    assert direct.keys() == phase2.keys()
+    for k in direct:
+        np.testing.assert_array_equal(direct[k], phase2[k], err_msg=k)
+
+
+@pytest.mark.parametrize('resume_iter', [6, 12])  # mid sub-phase; right after the Q update
+def test_resume_continues_identically(full_run, resume_iter):
+    cfg, _, record = full_run
+    ckpt = osp.join(cfg['work_dir'], f'iter_{resume_iter}.pth')
+    cfg2 = dict(cfg, custom_hooks=copy.deepcopy(cfg['custom_hooks']))
+    # a fresh Runner in the same work_dir: the Q store on disk is the one the run left
+    _, rec2 = run(cfg2, resume_from=ckpt)
+    assert min(rec2['modes']) == resume_iter
+    for it in range(resume_iter, 20):
+        assert rec2['modes'][it] == record['modes'][it]
+        assert rec2['losses'][it] == pytest.approx(record['losses'][it], rel=1e-4, abs=1e-6)
+
+
+def test_resume_from_another_schedule_is_refused(full_run, tmp_path):
+    cfg, _, _ = full_run
+    other = dict(SCHEDULE, theta=2)
+    cfg2 = make_cfg(cfg['train_dataloader']['dataset']['data_root'], str(tmp_path),
+                    schedule=other)
+    with pytest.raises(ValueError, match='another phase schedule'):
+        run(cfg2, resume_from=osp.join(cfg['work_dir'], 'iter_6.pth'))
+
+
+def test_incomplete_init_q_store_is_refused(data_root, tmp_path):
+    init_default_scope('mmseg')
+    store = tmp_path / 'init_q'
+    store.mkdir()
+    Image.fromarray(np.zeros((48, 48), np.uint8)).save(store / 'train_00000.png')
+    schedule = dict(SCHEDULE, bce_iters=0)
+    cfg = make_cfg(data_root, str(tmp_path / 'wd'), schedule=schedule, init_q_dir=str(store))
+    with pytest.raises(ValueError, match='lacks 11 of 12 training images'):
+        run(cfg)
+
+
+def test_two_process_gloo_q_equals_one_process(data_root, tmp_path):
+    """tools/dist_train.sh with 2 CPU processes (gloo) gives the same Q as 1 process.
+
+    The learning rate is 0 and BN statistics are frozen, so both runs hold the same (seeded)
+    weights when Q is computed, although their ranks saw different batches.
+    """
+    cfg_file = tmp_path / 'tiny.py'
+    schedule = dict(gamma=2, theta=1, bce_iters=2, phase_iters=2, num_phases=1)
+    qcfg = {}
+    for world in (1, 2):
+        cfg = make_cfg(data_root, str(tmp_path / f'w{world}'), lr=0.0, schedule=schedule)
+        cfg['optim_wrapper']['type'] = 'OptimWrapper'
+        cfg['model']['backbone']['norm_eval'] = True
+        cfg['custom_hooks'] = cfg['custom_hooks'][:2]
+        cfg['train_dataloader']['batch_size'] = 2
+        cfg['custom_imports'] = dict(imports=['mmseg_sbce'], allow_failed_imports=False)
+        cfg_file.write_text('\n'.join(f'{k} = {v!r}' for k, v in cfg.items()))
+        env = dict(os.environ, PORT=str(29630 + world), PYTHON=sys.executable,
+                   CUDA_VISIBLE_DEVICES='')
+        res = subprocess.run(
+            ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), str(cfg_file), str(world)],
+            capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
+        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
+        qcfg[world] = read_store(osp.join(cfg['work_dir'], 'q', 'phase_1'))
+    assert len(qcfg[1]) == 12 and qcfg[1].keys() == qcfg[2].keys()
+    for k in qcfg[1]:
+        np.testing.assert_array_equal(qcfg[1][k], qcfg[2][k], err_msg=k)
+
+
+def test_start_from_a_baseline_checkpoint_and_an_initial_q(full_run, tmp_path):
+    """`load_from` a checkpoint without SBCE state + `init_q_dir` (the separate-baseline way)."""
+    cfg, _, _ = full_run
+    schedule = dict(SCHEDULE, bce_iters=0, num_phases=1)
+    init_q = osp.join(cfg['work_dir'], 'q', 'phase_1')
+    cfg2 = make_cfg(cfg['train_dataloader']['dataset']['data_root'], str(tmp_path),
+                    schedule=schedule, init_q_dir=init_q)
+    cfg2['load_from'] = osp.join(cfg['work_dir'], 'iter_4.pth')
+    runner, record = run(cfg2)
+    assert record['modes'][0] == 'sbce-classifier'
+    assert os.readlink(osp.join(str(tmp_path), 'q', 'current')) == osp.abspath(init_q)
+    assert all(np.isfinite(v) for v in record['losses'].values())
+
+
+def test_resume_after_an_interrupted_q_update_recomputes_it(full_run, tmp_path):
+    """Crash while Q for phase 2 was being written: the resumed run trains iteration 11 on
+    phase 1's Q, never reads the half-written store, recomputes it whole, then continues as
+    the uninterrupted run did."""
+    cfg, _, record = full_run
+    work = str(tmp_path / 'wd')
+    half = copy_run_until(cfg, 11, work)
+    cfg2 = make_cfg(cfg['train_dataloader']['dataset']['data_root'], work)
+    _, rec2 = run(cfg2, resume_from=osp.join(work, 'iter_11.pth'))
+    for it in range(11, 20):
+        assert rec2['modes'][it] == record['modes'][it]
+        assert rec2['losses'][it] == pytest.approx(record['losses'][it], rel=1e-4, abs=1e-6)
+    assert osp.isfile(osp.join(half, 'manifest.json'))
+    assert os.readlink(osp.join(work, 'q', 'current')) == osp.abspath(half)
+    # the recomputed store is complete and equals a direct computation on the same weights
+    from mmengine.runner import load_checkpoint
+    from mmseg.registry import DATASETS
+    model = unwrap(Runner.from_cfg(copy.deepcopy(cfg2)).model)
+    load_checkpoint(model, osp.join(work, 'iter_12.pth'), map_location='cpu')
+    direct_dir = str(tmp_path / 'direct')
+    generate_pseudo_labels(model, DATASETS.build(cfg2['custom_hooks'][1]['dataset']),
+                           direct_dir, PSEUDO_CFG, workers=1, progress=False)
+    direct, store = read_store(direct_dir), read_store(half)
+    assert len(store) == 12 and direct.keys() == store.keys()
+    for k in direct:
+        np.testing.assert_array_equal(direct[k], store[k], err_msg=k)
+
+
+def test_resume_into_a_q_store_without_manifest_is_refused(full_run, tmp_path):
+    """A checkpoint saved after the phase-2 update, but its store lost the manifest (never
+    completed): the resume stops with an error naming the store, instead of training on it."""
+    cfg, _, _ = full_run
+    work = str(tmp_path / 'wd')
+    half = copy_run_until(cfg, 11, work)
+    shutil.copy(osp.join(cfg['work_dir'], 'iter_12.pth'), work)
+    cfg2 = make_cfg(cfg['train_dataloader']['dataset']['data_root'], work)
+    with pytest.raises(FileNotFoundError, match=f'Q store {half} has no manifest.json'):
+        run(cfg2, resume_from=osp.join(work, 'iter_12.pth'))
