@@ -12,6 +12,7 @@ from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
 from ..losses.percentile import percentile_threshold
+from ..losses.target_fraction import target_fractions
 from ..utils import map_threshold
 
 TRAIN_MODES = ('bce', 'sbce-classifier', 'sbce-threshold')
@@ -52,7 +53,7 @@ class SBCEHead(BaseModule):
     Targets come from each ``SegDataSample``: ``gt_labels`` (float ``[C]`` multi-hot) and
     ``gt_sem_seg``, the Q map (0 background, ``1..C`` classes, ``ignore_index`` unknown).
     The target fraction of class ``c`` is ``count(map == c + 1) / count(map != ignore)``,
-    counted at the map's own resolution (a scalar per class, so no resizing is involved).
+    counted at the map's own resolution (:func:`mmseg_sbce.models.losses.target_fractions`).
     A sample whose map is all ``ignore_index`` (or that has no ``gt_sem_seg``) has no Q:
 
     - it is excluded from the KL term;
@@ -229,14 +230,9 @@ class SBCEHead(BaseModule):
             frac = torch.zeros(C, device=device)
             has_q = False
             if 'gt_sem_seg' in sample:
-                seg = sample.gt_sem_seg.data.to(device).reshape(-1).long()
-                seg = seg[seg != self.ignore_index]
-                if seg.numel() > 0:
-                    # Labels outside 0..C (other than ignore) count as "not class c".
-                    seg = seg.clamp(0, C + 1)
-                    counts = torch.bincount(seg, minlength=C + 2)[1:C + 1]
-                    frac = counts.float() / seg.numel()
-                    has_q = True
+                frac, num_labelled = target_fractions(
+                    sample.gt_sem_seg.data.to(device), C, self.ignore_index)
+                has_q = num_labelled > 0
             fractions.append(frac)
             valid.append(has_q)
         return (torch.stack(labels), torch.stack(fractions),

@@ -3,10 +3,10 @@
 from typing import Optional
 
 import torch
-import torch.nn as nn
 from torch import Tensor
 
 from mmseg.registry import MODELS
+from .base_loss import BaseLoss
 
 
 def binary_kl(pred: Tensor, target: Tensor, eps: float = 1e-8) -> Tensor:
@@ -77,7 +77,7 @@ def proportion_kl_loss(logits: Tensor,
 
 
 @MODELS.register_module()
-class ProportionKLLoss(nn.Module):
+class ProportionKLLoss(BaseLoss):
     """T/NT proportion KL loss module (paper eq. 6-8), mmseg loss API.
 
     Args:
@@ -90,21 +90,11 @@ class ProportionKLLoss(nn.Module):
                  loss_weight: float = 1.0,
                  eps: float = 1e-8,
                  loss_name: str = 'loss_kl') -> None:
-        super().__init__()
-        self.loss_weight = loss_weight
+        super().__init__(loss_weight, loss_name)
         self.eps = eps
-        self._loss_name = loss_name
 
-    def forward(self,
-                logits: Tensor,
-                labels: Tensor,
-                target_fraction: Tensor,
+    def forward(self, logits: Tensor, labels: Tensor, target_fraction: Tensor,
                 valid: Optional[Tensor] = None) -> Tensor:
         """Compute the loss; see :func:`proportion_kl_loss` for the arguments."""
         return self.loss_weight * proportion_kl_loss(
             logits, labels, target_fraction, valid=valid, eps=self.eps)
-
-    @property
-    def loss_name(self) -> str:
-        """str: key of this loss in the loss dict."""
-        return self._loss_name

@@ -3,11 +3,11 @@
 from typing import Optional
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
 from mmseg.registry import MODELS
+from .base_loss import BaseLoss
 
 REDUCTIONS = ('none', 'sum', 'mean', 'side_mean')
 
@@ -223,7 +223,7 @@ def spatial_bce_loss(logits: Tensor,
 
 
 @MODELS.register_module()
-class SpatialBCELoss(nn.Module):
+class SpatialBCELoss(BaseLoss):
     """Spatial-BCE loss module (paper eq. 1-5), mmseg loss API.
 
     Args:
@@ -238,12 +238,10 @@ class SpatialBCELoss(nn.Module):
                  reduction: str = 'mean',
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_sbce') -> None:
-        super().__init__()
         if reduction not in REDUCTIONS:
             raise ValueError(f'reduction must be one of {REDUCTIONS}, got {reduction!r}')
+        super().__init__(loss_weight, loss_name)
         self.reduction = reduction
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
 
     def forward(self,
                 logits: Tensor,
@@ -257,8 +255,3 @@ class SpatialBCELoss(nn.Module):
         return self.loss_weight * spatial_bce_loss(
             logits, labels, thr_logits, weight=weight, reduction=reduction,
             avg_factor=avg_factor)
-
-    @property
-    def loss_name(self) -> str:
-        """str: key of this loss in the loss dict."""
-        return self._loss_name
