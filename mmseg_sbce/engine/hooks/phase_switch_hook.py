@@ -1,76 +1,16 @@
 # Copyright (c) mmseg-sbce contributors.
 """Algorithm 1 of the paper (alternating sub-phases) and the outer Q phases, in one hook."""
-from dataclasses import dataclass
-from typing import Optional
+from typing import Dict, List, Optional, Union
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from mmseg.registry import HOOKS
+from mmseg_sbce.models.heads.sbce_head import TRAIN_MODES
+from ..phase_schedule import PhaseSchedule
 
-#: Training modes of ``SBCEClassifier.set_train_mode``, with the number logged for each.
-SUB_PHASE_CODES = {'bce': 0, 'sbce-classifier': 1, 'sbce-threshold': 2}
-
-
-@dataclass(frozen=True)
-class PhaseSchedule:
-    """Which phase and sub-phase a training iteration belongs to.
-
-    Iterations ``[0, bce_iters)`` train the GAP-BCE baseline (phase 0, whose CAMs give the
-    initial Q). Then ``num_phases`` SBCE phases of ``phase_iters`` iterations follow; Q is
-    re-estimated before each of them. Inside an SBCE phase, Algorithm 1 splits every period of
-    ``gamma`` iterations into ``theta`` classifier iterations (t = percentile of p at the
-    target fraction, detached) and ``gamma - theta`` threshold-branch iterations (p detached).
-
-    Args:
-        gamma (int): period of Algorithm 1 (reference: 100).
-        theta (int): classifier iterations per period (reference: 80).
-        bce_iters (int): length of the BCE baseline phase; 0 to start from an existing Q.
-        phase_iters (int): length of each SBCE phase (the paper's 8k).
-        num_phases (int): number of SBCE phases (the paper's 3).
-    """
-    gamma: int = 100
-    theta: int = 80
-    bce_iters: int = 0
-    phase_iters: int = 8000
-    num_phases: int = 3
-
-    def __post_init__(self):
-        for name in ('gamma', 'theta', 'phase_iters', 'num_phases'):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f'{name} must be a positive int, got {value!r}')
-        if not isinstance(self.bce_iters, int) or self.bce_iters < 0:
-            raise ValueError(f'bce_iters must be an int >= 0, got {self.bce_iters!r}')
-        if self.theta >= self.gamma:
-            raise ValueError(
-                f'theta ({self.theta}) must be smaller than gamma ({self.gamma}): '
-                'each period needs at least one threshold-branch iteration')
-        if self.phase_iters % self.gamma != 0:
-            raise ValueError(
-                f'phase_iters ({self.phase_iters}) must be a multiple of gamma '
-                f'({self.gamma}) so that every phase ends on a full period')
-
-    @property
-    def total_iters(self) -> int:
-        return self.bce_iters + self.num_phases * self.phase_iters
-
-    def phase(self, it: int) -> int:
-        """Phase of iteration ``it``: 0 for the BCE baseline, 1..num_phases for SBCE."""
-        if it < self.bce_iters:
-            return 0
-        return min((it - self.bce_iters) // self.phase_iters + 1, self.num_phases)
-
-    def phase_start(self, phase: int) -> int:
-        """First iteration of ``phase``."""
-        return 0 if phase == 0 else self.bce_iters + (phase - 1) * self.phase_iters
-
-    def mode(self, it: int) -> str:
-        """Training mode (see :data:`SUB_PHASE_CODES`) for iteration ``it``."""
-        if it < self.bce_iters:
-            return 'bce'
-        local = (it - self.bce_iters) % self.gamma
-        return 'sbce-classifier' if local < self.theta else 'sbce-threshold'
+#: The number logged as ``train/sub_phase`` for each training mode (its index in TRAIN_MODES).
+SUB_PHASE_CODES = {mode: code for code, mode in enumerate(TRAIN_MODES)}
 
 
 def unwrap(model):
@@ -91,32 +31,55 @@ class PhaseSwitchHook(Hook):
     term over every parameter, so DDP's gradient sync sees all of them every iteration and
     ``find_unused_parameters`` stays off.
 
+    Before anything runs it checks that ``train_cfg.max_iters``, every schedule-driven
+    parameter scheduler (``PhaseSchedulePolyLR``) and every other hook with a phase schedule
+    (``QUpdateHook``) agree with its own schedule, and fails naming the keys that differ: a
+    ``--cfg-options`` override of one copy cannot update the others (``tools/train.py``
+    re-derives them all when ``phase_schedule.*`` is overridden).
+
     Args:
-        gamma, theta, bce_iters, phase_iters, num_phases: see :class:`PhaseSchedule`.
+        schedule (dict | PhaseSchedule): the phase layout, the config's ``phase_schedule``
+            (gamma, theta, bce_iters, phase_iters, num_phases; see :class:`PhaseSchedule`).
     """
     priority = 'NORMAL'
 
-    def __init__(self,
-                 gamma: int = 100,
-                 theta: int = 80,
-                 bce_iters: int = 0,
-                 phase_iters: int = 8000,
-                 num_phases: int = 3):
-        self.schedule = PhaseSchedule(
-            gamma=gamma,
-            theta=theta,
-            bce_iters=bce_iters,
-            phase_iters=phase_iters,
-            num_phases=num_phases)
+    def __init__(self, schedule: Union[Dict, PhaseSchedule]):
+        self.schedule = PhaseSchedule.build(schedule)
         self._mode: Optional[str] = None
 
-    def before_train(self, runner) -> None:
+    def before_run(self, runner) -> None:
+        problems = self.disagreements(runner)
+        if problems:
+            raise ValueError('the phase schedule is not the same everywhere (set every copy '
+                             'from `phase_schedule`):\n  ' + '\n  '.join(problems))
+
+    def disagreements(self, runner) -> List[str]:
+        """What disagrees with this hook's schedule, one line per component and key."""
+        own = self.schedule.to_dict()
+        problems = []
         if runner.max_iters != self.schedule.total_iters:
-            raise ValueError(
+            problems.append(
                 f'train_cfg.max_iters ({runner.max_iters}) must equal bce_iters + '
                 f'num_phases * phase_iters = {self.schedule.total_iters} '
                 f'(bce_iters={self.schedule.bce_iters}, num_phases='
                 f'{self.schedule.num_phases}, phase_iters={self.schedule.phase_iters})')
+        schedulers = runner.param_schedulers or []
+        if isinstance(schedulers, dict):  # one list per optimizer
+            schedulers = [s for group in schedulers.values() for s in group]
+        others = [(f'param_scheduler {type(s).__name__}', s.phase_schedule)
+                  for s in schedulers if isinstance(getattr(s, 'phase_schedule', None),
+                                                    PhaseSchedule)]
+        others += [(type(h).__name__, h.schedule) for h in runner.hooks
+                   if h is not self and isinstance(getattr(h, 'schedule', None),
+                                                   PhaseSchedule)]
+        for name, schedule in others:
+            for key, value in schedule.to_dict().items():
+                if value != own[key]:
+                    problems.append(f'{name} has {key}={value}, PhaseSwitchHook has '
+                                    f'{key}={own[key]}')
+        return problems
+
+    def before_train(self, runner) -> None:
         model = unwrap(runner.model)
         if not hasattr(model, 'set_train_mode'):
             raise TypeError(f'{type(model).__name__} has no set_train_mode(); '

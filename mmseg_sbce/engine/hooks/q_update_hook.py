@@ -6,15 +6,15 @@ import os.path as osp
 import shutil
 import time
 from copy import deepcopy
-from dataclasses import asdict
-from typing import Optional
+from typing import Optional, Union
 
 from mmengine.dist import (all_gather_object, barrier, broadcast_object_list, get_dist_info,
                            is_main_process)
 from mmengine.hooks import Hook
 
 from mmseg.registry import DATASETS, HOOKS
-from .phase_switch_hook import PhaseSwitchHook, unwrap
+from ..phase_schedule import PhaseSchedule
+from .phase_switch_hook import unwrap
 
 Q_STATE_KEY = 'sbce_q'
 MANIFEST = 'manifest.json'
@@ -77,6 +77,8 @@ class QUpdateHook(Hook):
     Args:
         q_dir (str): root of the Q store (must equal ``LoadQMap.q_dir`` in the train pipeline).
         dataset (dict): the training images with a test pipeline (no augmentation).
+        schedule (dict | PhaseSchedule): the phase layout, the config's ``phase_schedule``
+            (the same dict ``PhaseSwitchHook`` gets): Q is re-estimated before every phase.
         pseudo_cfg (dict): inference / labelling / CRF options for phases 2.. (eq. 9).
         init_pseudo_cfg (dict): overrides of ``pseudo_cfg`` for the initial Q computed from the
             BCE baseline's CAMs, e.g. ``dict(threshold=0.25)`` (the background threshold).
@@ -89,6 +91,7 @@ class QUpdateHook(Hook):
     def __init__(self,
                  q_dir: str,
                  dataset: dict,
+                 schedule: Union[dict, PhaseSchedule],
                  pseudo_cfg: Optional[dict] = None,
                  init_pseudo_cfg: Optional[dict] = None,
                  init_q_dir: Optional[str] = None,
@@ -101,15 +104,10 @@ class QUpdateHook(Hook):
         self.workers = workers
         self.q_phase = 0
         self._dataset = None
-        self._schedule = None
+        self.schedule = PhaseSchedule.build(schedule)
 
     # ------------------------------------------------------------------ set-up
     def before_run(self, runner) -> None:
-        switch = [h for h in runner.hooks if isinstance(h, PhaseSwitchHook)]
-        if not switch:
-            raise RuntimeError('QUpdateHook needs a PhaseSwitchHook in custom_hooks: it '
-                               'takes the phase boundaries from it')
-        self._schedule = switch[0].schedule
         pipeline = runner.cfg.get('train_dataloader', {}).get('dataset', {}).get(
             'pipeline', [])
         for step in pipeline:
@@ -132,7 +130,7 @@ class QUpdateHook(Hook):
         return [ds.get_data_info(i)['img_id'] for i in range(len(ds))]
 
     def _schedule_state(self) -> dict:
-        return asdict(self._schedule)
+        return self.schedule.to_dict()
 
     # ------------------------------------------------------------------ checkpoint
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
@@ -174,10 +172,10 @@ class QUpdateHook(Hook):
 
     def _needed_phase(self, it: int) -> int:
         """The Q phase iteration ``it`` trains with (0: none, during the BCE baseline)."""
-        return self._schedule.phase(it)
+        return self.schedule.phase(it)
 
     def _store_of(self, phase: int) -> str:
-        if phase == 1 and self.init_q_dir is not None and self._schedule.bce_iters == 0:
+        if phase == 1 and self.init_q_dir is not None and self.schedule.bce_iters == 0:
             return self.init_q_dir
         return phase_dir(self.q_dir, phase)
 

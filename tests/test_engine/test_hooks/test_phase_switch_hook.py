@@ -48,3 +48,35 @@ def test_max_iters_must_match_the_schedule(data_root, tmp_path):
         run(cfg)
 
 
+
+
+def test_disagreeing_schedule_copies_are_named(data_root, tmp_path):
+    """An override of one copy of the schedule (as --cfg-options makes) stops the run before
+    anything trains, naming each component and key that disagrees."""
+    init_default_scope('mmseg')
+    cfg = make_cfg(data_root, str(tmp_path))
+    cfg['custom_hooks'][1]['schedule'] = dict(SCHEDULE, theta=2)
+    cfg['param_scheduler'] = [dict(type='PhaseSchedulePolyLR',
+                                   schedule=dict(SCHEDULE, phase_iters=4))]
+    with pytest.raises(ValueError) as err:
+        run(cfg)
+    msg = str(err.value)
+    assert 'QUpdateHook has theta=2, PhaseSwitchHook has theta=3' in msg
+    assert 'PhaseSchedulePolyLR has phase_iters=4, PhaseSwitchHook has phase_iters=8' in msg
+
+
+def test_derive_phase_settings_follows_an_overridden_schedule(data_root, tmp_path):
+    """What tools/train.py does after --cfg-options phase_schedule.*: every copy follows."""
+    from mmengine.config import Config
+    from mmseg_sbce.engine import derive_phase_settings
+    cfg = make_cfg(data_root, str(tmp_path))
+    cfg['param_scheduler'] = [dict(type='PhaseSchedulePolyLR', schedule=dict(SCHEDULE))]
+    cfg['phase_schedule'] = dict(SCHEDULE)
+    cfg = Config(cfg)
+    cfg.merge_from_dict({'phase_schedule.phase_iters': 4, 'phase_schedule.bce_iters': 2})
+    derive_phase_settings(cfg)
+    layout = dict(SCHEDULE, phase_iters=4, bce_iters=2)
+    assert cfg.custom_hooks[0].schedule == layout and cfg.custom_hooks[1].schedule == layout
+    assert cfg.param_scheduler[0].schedule == layout
+    assert cfg.train_cfg.max_iters == 10 and cfg.train_cfg.val_interval == 4
+    assert cfg.default_hooks.checkpoint.interval == 4

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import mmseg_sbce  # noqa: F401
-from mmseg_sbce.engine import PhasePolyLR, PhaseSchedule
+from mmseg_sbce.engine import PhasePolyLR, PhaseSchedule, PhaseSchedulePolyLR
 
 
 def test_schedule_modes_follow_algorithm_1():
@@ -52,3 +52,62 @@ def test_phase_poly_lr_needs_finite_end():
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     with pytest.raises(ValueError, match='finite'):
         PhasePolyLR(opt, begin=0)
+
+
+def _lrs(make_schedulers, iters, base_lrs=(2e-3, 2e-4, 2e-2)):
+    """Learning rate of every parameter group at each iteration, stepped as mmengine does."""
+    params = [torch.nn.Parameter(torch.zeros(1)) for _ in base_lrs]
+    opt = torch.optim.SGD([dict(params=[p], lr=lr) for p, lr in zip(params, base_lrs)],
+                          lr=base_lrs[0])
+    scheds = make_schedulers(opt)
+    lrs = []
+    for _ in range(iters):
+        lrs.append([g['lr'] for g in opt.param_groups])
+        opt.step()
+        for s in scheds:
+            s.step()
+    return lrs
+
+
+@pytest.mark.parametrize('layout, bce_factors, phase_factors', [
+    # the demo: no BCE phase, phase 1 from 1/20, later phases from 1/40
+    (dict(gamma=20, theta=16, bce_iters=0, phase_iters=200, num_phases=3), (1.0, 0.1),
+     [(0.05, 0.0), (0.025, 0.0)]),
+    # VOC / COCO layout (scaled down): BCE 1 -> 0.1, every SBCE phase 0.1 -> 0
+    (dict(gamma=10, theta=8, bce_iters=80, phase_iters=80, num_phases=3), (1.0, 0.1),
+     [(0.1, 0.0)]),
+    # from a baseline: SBCE phases only
+    (dict(gamma=10, theta=8, bce_iters=0, phase_iters=80, num_phases=3), (1.0, 0.1),
+     [(0.1, 0.0)]),
+])
+def test_phase_schedule_poly_lr_equals_the_list_of_phase_poly_lr(layout, bce_factors,
+                                                                phase_factors):
+    """Bit-identical to the PhasePolyLR list the configs wrote out before (one per phase)."""
+    s = PhaseSchedule(**layout)
+    pairs = [bce_factors] * bool(s.bce_iters) + [
+        phase_factors[min(k, len(phase_factors) - 1)] for k in range(s.num_phases)]
+    starts = [s.phase_start(k) for k in range(0 if s.bce_iters else 1, s.num_phases + 1)]
+
+    def old(opt):
+        return [PhasePolyLR(opt, start_factor=a, end_factor=b, power=0.9, begin=begin,
+                            end=begin + (s.bce_iters if begin == 0 and s.bce_iters else
+                                         s.phase_iters))
+                for (a, b), begin in zip(pairs, starts)]
+
+    def new(opt):
+        return [PhaseSchedulePolyLR(opt, schedule=layout, bce_factors=bce_factors,
+                                    phase_factors=phase_factors, power=0.9)]
+
+    expected, got = _lrs(old, s.total_iters + 3), _lrs(new, s.total_iters + 3)
+    assert got == expected  # exact float equality, every group, every iteration
+
+
+def test_phase_schedule_poly_lr_rejects_bad_factors():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    layout = dict(gamma=2, theta=1, bce_iters=0, phase_iters=4, num_phases=2)
+    with pytest.raises(ValueError, match='pair'):
+        PhaseSchedulePolyLR(opt, schedule=layout, phase_factors=[])
+    with pytest.raises(ValueError, match='pair'):
+        PhaseSchedulePolyLR(opt, schedule=layout, phase_factors=[(0.1, -1.0)])
+    with pytest.raises(ValueError, match='unknown phase schedule keys'):
+        PhaseSchedulePolyLR(opt, schedule=dict(layout, phase_len=4))
