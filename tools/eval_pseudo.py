@@ -43,8 +43,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from mmseg_sbce.evaluation.pseudo_eval import (build_report, evaluate_label_dir,
-                                                   read_split, sweep_values,
-                                                   threshold_sweep, write_report)
+                                                   sweep_values, threshold_sweep,
+                                                   write_report)
+    from mmseg_sbce.utils.io import read_split
     ids = read_split(args.split)
     try:
         result = evaluate_label_dir(args.pred_dir, args.gt, ids, args.num_classes,

@@ -16,7 +16,6 @@ import argparse
 import os
 import os.path as osp
 import sys
-import time
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -93,22 +92,19 @@ def main(argv=None) -> int:
     import mmseg_sbce  # noqa: F401  (registers the plugin, applies the stack fixes)
     import torch
     from mmengine.config import Config
-    from mmengine.dist import (all_gather_object, barrier, broadcast_object_list,
-                               get_dist_info)
+    from mmengine.dist import get_dist_info
     from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
     from mmseg.registry import DATASETS, MODELS
 
-    from mmseg_sbce.apis import generate_pseudo_labels
-    from mmseg_sbce.apis.pseudo_run import (MANIFEST_FORMAT, check_out_dir, file_sha256,
-                                            now_iso, pseudo_dataset_cfg, run_identity,
-                                            versions, write_manifest)
+    from mmseg_sbce.apis import OutDirRefused, export_pseudo_labels, pseudo_dataset_cfg
+    from mmseg_sbce.apis.manifest import dict_sha256, file_sha256
 
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     _init_distributed(cfg, args.launcher)
-    rank, world_size = get_dist_info()
+    rank, _ = get_dist_info()
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     pcfg = _pseudo_cfg(cfg, args)
 
@@ -125,58 +121,32 @@ def main(argv=None) -> int:
     dataset = DATASETS.build(dataset_cfg)
 
     out_dir = osp.abspath(args.out)
-    started, start = now_iso(), time.time()
-    manifest = None
-    refusal = [None]
-    if rank == 0:
-        identity = run_identity(config_path=args.config, model_cfg=cfg.model,
-                                checkpoint_sha256=file_sha256(args.checkpoint),
-                                pseudo_cfg=pcfg, dataset_cfg=dataset_cfg,
-                                save_probs=args.save_probs, maps_dir=args.from_maps)
-        refusal[0] = check_out_dir(out_dir, identity, args.overwrite)
-        if refusal[0] is None:
-            os.makedirs(out_dir, exist_ok=True)
-            manifest = dict(
-                format=MANIFEST_FORMAT, status='running', identity=identity,
-                config_path=osp.abspath(args.config),
-                checkpoint=osp.abspath(args.checkpoint), split=args.split,
-                options=dict(workers=args.workers, overwrite=args.overwrite,
-                             world_size=world_size),
-                command=' '.join([osp.basename(sys.argv[0])] + list(argv or sys.argv[1:])),
-                versions=versions(), time=dict(started=started))
-            write_manifest(out_dir, manifest)
-    if world_size > 1:
-        broadcast_object_list(refusal)
-    if refusal[0] is not None:
+    # What decides the files besides pseudo_cfg (the export adds it and the output options).
+    identity = dict(config=osp.basename(args.config), model_cfg_sha256=dict_sha256(cfg.model),
+                    checkpoint_sha256=file_sha256(args.checkpoint) if rank == 0 else None,
+                    dataset=dataset_cfg)
+    run_info = dict(
+        config_path=osp.abspath(args.config), checkpoint=osp.abspath(args.checkpoint),
+        split=args.split,
+        command=' '.join([osp.basename(sys.argv[0])] + list(argv or sys.argv[1:])))
+    try:
+        summary = export_pseudo_labels(
+            model, dataset, out_dir, pcfg, identity=identity, run_info=run_info,
+            overwrite=args.overwrite, workers=args.workers, save_probs=args.save_probs,
+            maps_dir=args.from_maps, progress=not args.no_progress)
+    except OutDirRefused as exc:
         if rank == 0:
-            print(f'gen_pseudo: refusing to write: {refusal[0]}', file=sys.stderr)
+            print(f'gen_pseudo: refusing to write: {exc}', file=sys.stderr)
         return 1
-
-    summary = generate_pseudo_labels(
-        model, dataset, out_dir, pcfg, rank=rank, world_size=world_size,
-        workers=args.workers, skip_existing=not args.overwrite, save_probs=args.save_probs,
-        progress=not args.no_progress, maps_dir=args.from_maps)
-    summary.pop('fractions')
-    parts = all_gather_object(summary) if world_size > 1 else [summary]
-    failures = sorted((f for p in parts for f in p['failures']), key=lambda f: f['img_id'])
+    failures = summary['failures']
     if rank == 0:
-        counts = {k: sum(p[k] for p in parts) for k in ('total', 'written', 'skipped')}
-        counts['failed'] = len(failures)
-        manifest.update(
-            status='complete' if not failures else 'complete_with_failures',
-            counts=counts, failures=failures,
-            time=dict(started=started, finished=now_iso(),
-                      elapsed_s=round(time.time() - start, 3)))
-        write_manifest(out_dir, manifest)
-        print(f'gen_pseudo: {counts["written"]} written, {counts["skipped"]} already there, '
-              f'{counts["failed"]} failed of {counts["total"]} -> {out_dir}')
+        print(f'gen_pseudo: {summary["written"]} written, {summary["skipped"]} already there, '
+              f'{len(failures)} failed of {summary["total"]} -> {out_dir}')
         if failures:
             print(f'gen_pseudo: {len(failures)} images could not be labelled:',
                   file=sys.stderr)
             for f in failures:
                 print(f'  {f["img_id"]} (index {f["index"]}): {f["error"]}', file=sys.stderr)
-    if world_size > 1:
-        barrier()
     return 1 if failures else 0
 
 

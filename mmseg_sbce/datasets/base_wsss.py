@@ -13,6 +13,7 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 from PIL import Image
 
+from ..utils.io import parse_split
 from .cls_labels import labels_from_mask, load_cls_labels
 
 
@@ -115,10 +116,8 @@ class BaseWSSSDataset(BaseSegDataset):
             raise ValueError(f'{type(self).__name__} needs ann_file (a split file)')
         if not fileio.exists(self.ann_file, backend_args=self.backend_args):
             raise FileNotFoundError(f'split file {self.ann_file} not found')
-        ids = [
-            line.strip() for line in mmengine.list_from_file(
-                self.ann_file, backend_args=self.backend_args) if line.strip()
-        ]
+        ids = parse_split(
+            mmengine.list_from_file(self.ann_file, backend_args=self.backend_args))
         if not ids:
             raise ValueError(f'split file {self.ann_file} lists no image ids')
         return ids

@@ -20,16 +20,16 @@ training reads (choosing it with ground truth is the paper's "best threshold" mo
 be an explicit user decision).
 """
 import json
-import multiprocessing as mp
 import os
 import os.path as osp
 from functools import partial
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
-from PIL import Image
 
-IGNORE_INDEX = 255
+# read_split is part of this module's interface (eval_pseudo reads the ids with it).
+from ..utils.io import IGNORE_INDEX, read_label_png, read_split  # noqa: F401
+from ..utils.parallel import fork_pool
 
 VOC_CLASSES = ('background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car',
                'cat', 'chair', 'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person',
@@ -99,20 +99,6 @@ def metrics_from_confusion(cm: np.ndarray) -> Dict[str, Any]:
         num_pixels=int(total))
 
 
-def read_label_png(path: str) -> np.ndarray:
-    """Label ids of a PNG: palette indices of mode 'P', values of mode 'L'/'I'."""
-    with Image.open(path) as img:
-        if img.mode not in ('P', 'L', 'I', 'I;16'):
-            raise ValueError(f'{path}: a label PNG must be mode P or L, got {img.mode}')
-        return np.asarray(img)
-
-
-def read_split(path: str) -> List[str]:
-    """Image ids of a split file: the first token of every non-empty line."""
-    with open(path, encoding='utf-8') as f:
-        return [line.split()[0] for line in f if line.strip()]
-
-
 def class_names_for(num_classes: int) -> List[str]:
     """VOC names for 21 classes, else ``background, class_1, ...``."""
     if num_classes == len(VOC_CLASSES):
@@ -131,10 +117,7 @@ def _map(func, items: Sequence, workers: Optional[int]) -> Iterable:
 
 
 def _pool_imap(func, items, workers):
-    methods = mp.get_all_start_methods()
-    ctx = mp.get_context('fork' if 'fork' in methods else 'spawn')
-    from mmseg_sbce.apis.pseudo_label import _single_thread_worker  # workers run torch ops
-    with ctx.Pool(workers, initializer=_single_thread_worker) as pool:
+    with fork_pool(workers) as pool:  # single-threaded workers: they run torch ops
         yield from pool.imap_unordered(func, items, chunksize=max(1, len(items) //
                                                                    (workers * 8)))
 
@@ -214,12 +197,13 @@ def sweep_values(start: float, stop: float, step: float) -> np.ndarray:
 
 
 def _sweep_one(img_id: str, probs_dir: str, gt_dir: str, num_classes: int,
-               thresholds: np.ndarray, normalize: bool) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+               thresholds: np.ndarray,
+               normalize_cam: bool) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """Confusion matrices of one image for every threshold ``[T, N, N + 1]`` in a single
     ``bincount``, plus the adaptive (eq. 9, no dCRF) matrix when thresholds were saved."""
-    from mmseg_sbce.apis.pseudo_label import (_float32, _scatter_compact, _uint8,
-                                              load_maps_npz)
-    from mmseg_sbce.models.utils import fixed_threshold_maps, label_eq9
+    from mmseg_sbce.apis.label_io import load_maps_npz
+    from mmseg_sbce.apis.label_maps import as_float32, as_uint8, scatter_compact
+    from mmseg_sbce.models.labelling import fixed_threshold_maps, label_eq9
     gt = read_label_png(osp.join(gt_dir, img_id + '.png'))
     npz_path = osp.join(probs_dir, img_id + '.npz')
     n, t = num_classes, len(thresholds)
@@ -240,8 +224,8 @@ def _sweep_one(img_id: str, probs_dir: str, gt_dir: str, num_classes: int,
         arg = np.zeros(g.shape, np.int64)
         best = np.zeros(g.shape, np.float32)
     else:
-        maps = _float32(logits)
-        cam = fixed_threshold_maps(maps, normalize).numpy()
+        maps = as_float32(logits)
+        cam = fixed_threshold_maps(maps, normalize_cam).numpy()
         arg = (classes[cam.argmax(axis=0)] + 1)[valid]
         best = cam.max(axis=0)[valid]
     # bucket b = number of thresholds strictly below the pixel's best score; the pixel is
@@ -258,8 +242,8 @@ def _sweep_one(img_id: str, probs_dir: str, gt_dir: str, num_classes: int,
     adaptive = None
     if len(classes) == 0 or np.isfinite(thr).all():
         # All saved classes are the image's positive ones: compact labels need no mask.
-        pred = _scatter_compact(_uint8(label_eq9(_float32(logits).sigmoid(), _float32(thr))),
-                                classes)
+        pred = scatter_compact(
+            as_uint8(label_eq9(as_float32(logits).sigmoid(), as_float32(thr))), classes)
         adaptive = confusion_matrix(pred, gt, n)
     return cms, adaptive
 
@@ -282,7 +266,7 @@ def threshold_sweep(probs_dir: str,
     (no dCRF) is evaluated too, for a like-for-like comparison.
 
     Args:
-        probs_dir (str): ``{id}.npz`` files from ``generate_pseudo_labels(save_probs=True)``.
+        probs_dir (str): ``{id}.npz`` files of an export with ``save_probs=True``.
         gt_dir (str): ground-truth PNGs.
         ids (Sequence[str]): image ids.
         thresholds (Sequence[float]): background thresholds (sorted here).
@@ -307,7 +291,7 @@ def threshold_sweep(probs_dir: str,
     adaptive = np.zeros((n, n + 1), np.int64)
     has_adaptive = True
     func = partial(_sweep_one, probs_dir=probs_dir, gt_dir=gt_dir, num_classes=n,
-                   thresholds=thresholds, normalize=normalize_cam)
+                   thresholds=thresholds, normalize_cam=normalize_cam)
     for part, part_adaptive in _map(func, ids, workers):
         cms += part
         if part_adaptive is None:

@@ -25,15 +25,15 @@ MAP_MODES = ('cam', 'prob')
 def _cam_picture(npz_path: str, img: np.ndarray, mode: str = 'cam') -> np.ndarray:
     """Heat map of the strongest positive class (``mode``: see ``MAP_MODES``), blended over
     the image."""
-    from mmseg_sbce.apis.pseudo_label import load_maps_npz
-    from mmseg_sbce.models.utils import fixed_threshold_maps
+    from mmseg_sbce.apis.label_io import load_maps_npz
+    from mmseg_sbce.models.labelling import fixed_threshold_maps
     if mode not in MAP_MODES:
         raise ValueError(f'map mode must be one of {MAP_MODES}, got {mode!r}')
     logits = torch.from_numpy(load_maps_npz(npz_path)[0])
     if len(logits) == 0:
         cam = np.zeros(img.shape[:2], np.float32)
     else:
-        cam = fixed_threshold_maps(logits, normalize=mode == 'cam').numpy().max(axis=0)
+        cam = fixed_threshold_maps(logits, normalize_cam=mode == 'cam').numpy().max(axis=0)
     heat = cv2.applyColorMap(np.uint8(np.clip(cam, 0, 1) * 255), cv2.COLORMAP_JET)
     return cv2.addWeighted(img, 0.4, heat, 0.6, 0)
 

@@ -4,7 +4,8 @@ benchmarks of the pseudo-label code (independent of the real model's progress).
 
 * ``FakeColorClassifier``: class ``c`` (of 3) is "colour channel c is bright": a 1x1 conv
   ``k * (rgb - 0.5)`` then optional average pooling (output stride), a constant threshold
-  branch and ``decode_head.logit_scale``. Pointwise, so flip-equivariant at stride 1.
+  branch, ``decode_head.logit_scale`` and the inference interface of ``SBCEClassifier``
+  (``extract_maps``, ``map_threshold_logits``, ``num_classes``). Pointwise, so flip-equivariant at stride 1.
 * ``FakeClsDataset``: ``{data_root}/img/{id}.png`` images, ``{data_root}/gt/{id}.png`` label
   maps, ``{data_root}/{ann_file}`` ids, ``{data_root}/labels.json`` image labels.
 * ``FakePackWSSSInputs``: packs like ``PackWSSSInputs`` (uint8 CHW BGR inputs,
@@ -25,6 +26,8 @@ from mmseg.models.data_preprocessor import SegDataPreProcessor
 from mmseg.registry import DATASETS, MODELS, TRANSFORMS
 from mmseg.structures import SegDataSample
 from PIL import Image
+
+from mmseg_sbce.models.labelling import map_threshold
 
 NUM_CLASSES = 3
 # Pure colours: class 0 red, 1 green, 2 blue (RGB).
@@ -72,6 +75,9 @@ class FakeColorClassifier(nn.Module):
         x = self.conv(x)
         thr = self.thr[None].expand(inputs.shape[0], -1)
         return x, thr
+
+    def map_threshold_logits(self, thr_logits: torch.Tensor) -> torch.Tensor:
+        return map_threshold(thr_logits, self.decode_head.logit_scale, from_logits=True)
 
 
 @TRANSFORMS.register_module(force=True)

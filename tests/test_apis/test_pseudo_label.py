@@ -13,12 +13,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 import mmseg_sbce  # noqa: F401
-from mmseg_sbce.apis import (PSEUDO_CFG_DEFAULTS, dense_crf, fractions_from_labels,
+from mmseg_sbce.apis import (FUSED_PROB_EPS, PSEUDO_CFG_DEFAULTS, dense_crf,
                              generate_pseudo_labels, label_cam, label_eq9, load_maps_npz,
                              map_threshold, multi_scale_maps, pseudo_label_from_maps,
-                             resolve_pseudo_cfg, save_label_png)
-from mmseg_sbce.apis import pseudo_label as pl
-from mmseg_sbce.models.utils import cam_from_logits
+                             resolve_pseudo_cfg, save_label_png, scatter_compact)
+from mmseg_sbce.models.labelling import cam_from_logits
+from mmseg_sbce.utils import io as io_utils
 
 import fake_wsss as fw  # noqa: E402  (tests/test_apis is on sys.path under pytest)
 
@@ -99,9 +99,9 @@ def test_label_cam_normalisation():
     logits = np.zeros((2, 1, 4), np.float32)
     logits[0, 0] = [-2.0, 1.0, 4.0, 0.5]  # p = [.12 .73 .98 .62], CAM [0 .25 1 .125]
     logits[1, 0] = [5.0, 0.8, -3.0, 4.5]  # p = [.99 .69 .05 .99], CAM [1 .16 0 .9]
-    raw = label_cam(logits, 0.3, [0, 1], normalize=False)
+    raw = label_cam(logits, 0.3, [0, 1], normalize_cam=False)
     np.testing.assert_array_equal(raw, [[2, 1, 1, 2]])
-    norm = label_cam(logits, 0.3, [0, 1], normalize=True)
+    norm = label_cam(logits, 0.3, [0, 1], normalize_cam=True)
     np.testing.assert_array_equal(norm, [[2, 0, 1, 2]])
     np.testing.assert_array_equal(label_cam(logits, 0.95, [0, 1]), [[2, 0, 1, 0]])
 
@@ -115,14 +115,6 @@ def test_cam_comes_from_logits_not_saturated_probabilities():
     assert (torch.sigmoid(logits[0, 0, :3]) == 1.0).sum() >= 2  # what normalising p loses
     assert cam_from_logits(torch.zeros(0, 3, 3)).shape == (0, 3, 3)
     assert (cam_from_logits(-torch.ones(1, 2, 2)) == 0).all()  # no positive logit: all 0
-
-
-def test_fractions_from_labels():
-    label = np.array([[0, 1, 1, 255], [3, 3, 3, 255]], np.uint8)
-    frac = fractions_from_labels(label, num_classes=3)
-    np.testing.assert_allclose(frac, [2 / 6, 0.0, 3 / 6])
-    np.testing.assert_array_equal(fractions_from_labels(np.full((2, 2), 255, np.uint8), 3),
-                                  np.zeros(3))
 
 
 # ------------------------------------------------------------------ multi-scale inference
@@ -197,8 +189,8 @@ def test_multi_scale_probability_fusion():
     assert not torch.allclose(probs, by_logits, atol=1e-3)
     # logits=True gives logit(mean p), clamped so that saturated maps stay finite.
     logits, _ = multi_scale_maps(model, img, None, scales=scales, fusion='probs', logits=True)
-    torch.testing.assert_close(logits.sigmoid(), probs.clamp(pl.FUSED_PROB_EPS,
-                                                             1 - pl.FUSED_PROB_EPS),
+    torch.testing.assert_close(logits.sigmoid(), probs.clamp(FUSED_PROB_EPS,
+                                                             1 - FUSED_PROB_EPS),
                                atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match='fusion'):
         multi_scale_maps(model, img, None, scales=scales, fusion='max')
@@ -304,7 +296,7 @@ def test_atomic_write_leaves_no_partial_png(tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise KeyboardInterrupt('killed between write and rename')
 
-    monkeypatch.setattr(pl.os, 'replace', crash)
+    monkeypatch.setattr(io_utils.os, 'replace', crash)
     with pytest.raises(KeyboardInterrupt):
         save_label_png(label[::-1].copy(), path)
     with pytest.raises(KeyboardInterrupt):
@@ -337,7 +329,7 @@ def test_runner_writes_labels_and_probs(data_root, tmp_path):
     out = str(tmp_path / 'out')
     summary = generate_pseudo_labels(model, fw.build_dataset(data_root), out, FAST,
                                      workers=0, save_probs=True, progress=False)
-    assert summary['written'] == 6 and summary['failed'] == [] and summary['total'] == 6
+    assert summary['written'] == 6 and summary['failures'] == [] and summary['total'] == 6
     labels = _read_all(out)
     assert len(labels) == 6
     for name, label in labels.items():
@@ -346,8 +338,6 @@ def test_runner_writes_labels_and_probs(data_root, tmp_path):
         assert label.shape == gt.shape and label.dtype == np.uint8
         valid = gt != 255
         assert (label[valid] == gt[valid]).mean() > 0.95  # colours are easy
-        np.testing.assert_allclose(summary['fractions'][img_id],
-                                   fractions_from_labels(label, 3))
         with np.load(osp.join(out, 'probs', img_id + '.npz')) as z:
             assert z['logits'].dtype == np.float16
             assert z['logits'].shape == (len(z['classes']), ) + gt.shape
@@ -379,7 +369,7 @@ def test_runner_labels_saved_maps_without_the_network(data_root, tmp_path):
     logits, classes, _ = load_maps_npz(osp.join(maps, 'img_000.npz'))
     np.testing.assert_array_equal(
         _read_all(cam_dir)['img_000.png'],
-        pl._scatter_compact(label_cam(logits, 0.4, None), classes))
+        scatter_compact(label_cam(logits, 0.4, None), classes))
     # Missing, foreign and wrongly sized maps fail their image with the file's name.
     bad = tmp_path / 'bad'
     bad.mkdir()
@@ -475,7 +465,7 @@ def test_runner_reports_corrupt_image_and_continues(data_root, tmp_path):
     out = str(tmp_path / 'out')
     s = generate_pseudo_labels(model, fw.build_dataset(root), out, FAST, workers=2,
                                progress=False)
-    assert s['failed'] == ['img_002'] and s['written'] == 5
+    assert [f['img_id'] for f in s['failures']] == ['img_002'] and s['written'] == 5
     assert s['failures'][0]['index'] == 2 and s['failures'][0]['error']
     assert not osp.exists(osp.join(out, 'img_002.png'))
     assert len(_read_all(out)) == 5
@@ -495,7 +485,6 @@ def test_runner_image_without_labels_is_background(data_root, tmp_path):
                                FAST, workers=0, progress=False)
     assert s['written'] == 6
     assert not _read_all(out)['img_004.png'].any()
-    assert s['fractions']['img_004'] == [0.0, 0.0, 0.0]
 
 
 def test_runner_cam_threshold_without_threshold_branch(data_root, tmp_path):
@@ -511,4 +500,4 @@ def test_runner_cam_threshold_without_threshold_branch(data_root, tmp_path):
     assert s['written'] == 6
     s = generate_pseudo_labels(model, fw.build_dataset(data_root), str(tmp_path / 'ada'),
                                FAST, workers=0, progress=False)
-    assert len(s['failed']) == 6 and 'threshold branch' in s['failures'][0]['error']
+    assert len(s['failures']) == 6 and 'threshold branch' in s['failures'][0]['error']

@@ -163,7 +163,7 @@ def test_sweep_matches_brute_force(tmp_path):
             for p, g, c in zip(probs_list, gts, classes):
                 full = np.zeros((4, ) + g.shape, np.float32)
                 full[c] = _logit(p).astype(np.float16).astype(np.float32)
-                cm += confusion_matrix(label_cam(full, thr, c, normalize=normalize), g, 5)
+                cm += confusion_matrix(label_cam(full, thr, c, normalize_cam=normalize), g, 5)
             assert res['miou'][j] == pytest.approx(metrics_from_confusion(cm)['miou'])
 
 

@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 import mmseg_sbce  # noqa: F401
-from mmseg_sbce.apis.pseudo_run import (DEFAULT_PIPELINE, check_out_dir,
-                                        identity_differences, pseudo_dataset_cfg)
+from mmseg_sbce.apis.manifest import check_out_dir, file_sha256, identity_differences
+from mmseg_sbce.apis.pseudo_cfg import DEFAULT_PIPELINE, pseudo_dataset_cfg
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FAKES_DIR = osp.join(ROOT, 'tests', 'test_apis')
@@ -72,7 +72,6 @@ def test_gen_pseudo_writes_manifest_and_resumes(setup, tmp_path, capsys):
 
 
 def gen_pseudo_sha(path):
-    from mmseg_sbce.apis.pseudo_run import file_sha256
     return file_sha256(path)
 
 

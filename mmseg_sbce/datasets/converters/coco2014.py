@@ -43,6 +43,7 @@ from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional, Seq
 
 import numpy as np
 
+from ...utils.io import IGNORE_INDEX, TEMP_SUFFIX, atomic_write, write_text_atomic
 from ..coco_cls import COCO_CLASSES as COCO_CLS_NAMES
 
 COCO_CATEGORY_IDS: Tuple[int, ...] = (
@@ -61,12 +62,10 @@ CATEGORY_TO_CLASS: Dict[int, int] = {
 """COCO category id -> contiguous class id in 1..80."""
 
 BACKGROUND_INDEX = 0
-IGNORE_INDEX = 255
 
 SPLIT_DIRS: Dict[str, str] = {'train': 'train2014', 'val': 'val2014'}
 """Split name -> image folder / mask folder / annotation-file suffix."""
 
-_TMP_SUFFIX = '.tmp'
 _MAX_LISTED = 5  # ids quoted per error message
 
 
@@ -421,33 +420,10 @@ def image_labels(anns: Iterable[AnnRecord]) -> List[int]:
 
 
 # ---------------------------------------------------------------------- atomic I/O
-def _tmp_path(path: str) -> str:
-    directory, name = osp.split(path)
-    return osp.join(directory, f'.{name}.{os.getpid()}{_TMP_SUFFIX}')
-
-
 def write_png_atomic(path: str, label: np.ndarray) -> None:
     """Write ``label`` as a mode 'L' PNG under a temporary name, then rename it."""
     from PIL import Image
-    tmp = _tmp_path(path)
-    try:
-        Image.fromarray(label, mode='L').save(tmp, format='PNG')
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    """Write a text file under a temporary name, then rename it."""
-    tmp = _tmp_path(path)
-    try:
-        with open(tmp, 'w', encoding='utf-8') as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, lambda tmp: Image.fromarray(label, mode='L').save(tmp, format='PNG'))
 
 
 def remove_stale_temporaries(directory: str) -> int:
@@ -458,7 +434,7 @@ def remove_stale_temporaries(directory: str) -> int:
     with os.scandir(directory) as entries:
         for entry in entries:
             if entry.is_file() and entry.name.startswith('.') and \
-                    entry.name.endswith(_TMP_SUFFIX):
+                    entry.name.endswith(TEMP_SUFFIX):
                 os.remove(entry.path)
                 removed += 1
     return removed

@@ -13,7 +13,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
 from ..losses.percentile import percentile_threshold
 from ..losses.target_fraction import target_fractions
-from ..utils import map_threshold
+from ..labelling import map_threshold
 
 TRAIN_MODES = ('bce', 'sbce-classifier', 'sbce-threshold')
 
@@ -32,7 +32,7 @@ class SBCEHead(BaseModule):
       pooling, which is the same thing (both are linear) at ``1 / (h * w)`` of the cost.
     - ``logit_scale [C]``: ``exp(T)``, ``T`` initialised to ``ln(logit_scale_init)``.
       Training uses ``p = sigmoid(logit_scale * x)``; inference drops it (``p = sigmoid(x)``)
-      and maps the threshold instead (:func:`mmseg_sbce.models.utils.map_threshold`).
+      and maps the threshold instead (:func:`mmseg_sbce.models.labelling.map_threshold`).
 
     Training modes (``set_train_mode``), and where gradients go:
 

@@ -9,9 +9,8 @@ from torch import Tensor
 from mmseg.models.segmentors.base import BaseSegmentor
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, OptSampleList, SampleList
-from ..utils import cam_scores, eq9_scores
+from ..labelling import cam_scores, eq9_scores, map_threshold
 
 
 @MODELS.register_module()
@@ -22,18 +21,23 @@ class SBCEClassifier(BaseSegmentor):
     :class:`SBCEHead`); ``predict`` labels pixels by eq. 9 so that mmseg's ``IoUMetric`` and
     ``tools/test.py`` score pseudo-label quality directly.
 
-    Prediction (single scale, one pass; multi-scale + flip lives in
-    ``mmseg_sbce.apis.pseudo_label``): the unscaled logits are upsampled bilinearly to the
+    Inference interface (used by ``predict`` and by the multi-scale + flip inference of
+    :mod:`mmseg_sbce.apis.inference`): :meth:`extract_maps` gives the unscaled logits and
+    the threshold logits of a batch, :meth:`map_threshold_logits` maps threshold logits
+    into the unscaled space with this model's logit scale, ``num_classes`` is ``C``.
+
+    Prediction (single scale, one pass): the unscaled logits are upsampled bilinearly to the
     padded input, padding is removed, flips are undone, they are resized to ``ori_shape``
-    and turned into ``p = sigmoid(x)`` (no logit scale). Then, with ``test_cfg``, by the
-    rules of :mod:`mmseg_sbce.models.utils` (the ones pseudo-label generation uses):
+    (mmseg's ``postprocess_result``) and turned into ``p = sigmoid(x)`` (no logit scale).
+    Then, with ``test_cfg``, by the rules of :mod:`mmseg_sbce.models.labelling` (the ones
+    pseudo-label generation uses):
 
     - ``threshold='adaptive'`` (default): eq. 9 with the learned threshold mapped into the
       unscaled space, ``t'_c = sigmoid(thr_logit_c / s_c)``: label
       ``argmax_c (p_c - t'_c)`` over the allowed classes, background where that is ``<= 0``.
     - ``threshold=<float>``: a fixed background threshold ``b``: ``argmax_c p_c`` over the
       allowed classes if its value is ``> b``, else background (eq. 9 with ``t_c = b``).
-      With ``max_normalize=True`` the threshold applies to the CAM ``relu(x_c) / max
+      With ``normalize_cam=True`` the threshold applies to the CAM ``relu(x_c) / max
       relu(x_c)`` (the classical CAM convention, where thresholds such as 0.2-0.4 are
       meaningful) instead of ``p_c``; only allowed with a fixed threshold, since ``t'``
       lives in the space of the unnormalised probabilities.
@@ -49,7 +53,7 @@ class SBCEClassifier(BaseSegmentor):
         decode_head (dict): :class:`SBCEHead` config; its ``in_channels`` must match the
             backbone feature it reads.
         train_cfg (dict, optional): passed to the head's ``loss``.
-        test_cfg (dict, optional): ``threshold``, ``max_normalize``, ``use_gt_labels``.
+        test_cfg (dict, optional): ``threshold``, ``normalize_cam``, ``use_gt_labels``.
         data_preprocessor (dict, optional): e.g. ``SegDataPreProcessor``.
         init_cfg (dict, optional): initialisation config.
     """
@@ -69,14 +73,14 @@ class SBCEClassifier(BaseSegmentor):
         # prediction has a background channel in front of the C foreground classes
         self.out_channels = self.num_classes + 1
         self.train_cfg = train_cfg
-        self.test_cfg = dict(threshold='adaptive', max_normalize=False, use_gt_labels=True)
+        self.test_cfg = dict(threshold='adaptive', normalize_cam=False, use_gt_labels=True)
         self.test_cfg.update(test_cfg or {})
         threshold = self.test_cfg['threshold']
         if threshold != 'adaptive' and not isinstance(threshold, (int, float)):
             raise ValueError(f"test_cfg.threshold must be 'adaptive' or a number, got "
                              f'{threshold!r}')
-        if threshold == 'adaptive' and self.test_cfg['max_normalize']:
-            raise ValueError('max_normalize needs a fixed threshold: the adaptive '
+        if threshold == 'adaptive' and self.test_cfg['normalize_cam']:
+            raise ValueError('normalize_cam needs a fixed threshold: the adaptive '
                              "threshold t' is defined on unnormalised probabilities")
 
     # -------------------------------------------------------------------- train mode
@@ -103,9 +107,26 @@ class SBCEClassifier(BaseSegmentor):
         Returns:
             tuple[Tensor, Tensor]: ``cls_logits [B, C, h, w]`` without the logit scale and
             ``thr_logits [B, C]`` before the sigmoid (``t = sigmoid(thr_logits)`` lives in
-            the scaled space; see :func:`mmseg_sbce.models.utils.map_threshold`).
+            the scaled space; :meth:`map_threshold_logits` maps it).
         """
         return self.decode_head(self.extract_feat(inputs))
+
+    def map_threshold_logits(self, thr_logits: Tensor) -> Tensor:
+        """The thresholds ``t' = sigmoid(thr_logits / s)`` in the unscaled space.
+
+        The threshold ``t = sigmoid(thr_logits)`` was learned against the scaled
+        probabilities ``sigmoid(s * x)``; inference compares it with ``sigmoid(x)``
+        (:func:`mmseg_sbce.models.labelling.map_threshold`, with this model's logit scale).
+        Multi-scale inference averages the threshold logits of its passes and maps the mean
+        once.
+
+        Args:
+            thr_logits (Tensor): ``[C]`` or ``[B, C]`` threshold logits (before the sigmoid).
+
+        Returns:
+            Tensor: ``t'`` with the shape and device of ``thr_logits``.
+        """
+        return map_threshold(thr_logits, self.decode_head.logit_scale, from_logits=True)
 
     def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
         """Unscaled logits resized to the (padded) input size."""
@@ -142,9 +163,15 @@ class SBCEClassifier(BaseSegmentor):
                     pad_shape=inputs.shape[2:],
                     padding_size=[0, 0, 0, 0])
             ] * inputs.shape[0]
-        seg_logits, thr = self.decode_head.predict(
-            self.extract_feat(inputs), batch_img_metas, self.test_cfg)
-        return self.postprocess_eq9(seg_logits, thr, data_samples)
+        cls_logits, thr_logits = self.extract_maps(inputs)
+        meta = batch_img_metas[0]
+        seg_logits = resize(
+            cls_logits,
+            size=meta.get('pad_shape', meta['img_shape'])[:2],
+            mode='bilinear',
+            align_corners=self.align_corners)
+        return self.postprocess_eq9(seg_logits, self.map_threshold_logits(thr_logits),
+                                    data_samples)
 
     def postprocess_eq9(self,
                         seg_logits: Tensor,
@@ -160,40 +187,28 @@ class SBCEClassifier(BaseSegmentor):
         Returns:
             list[SegDataSample]: with ``pred_sem_seg`` and ``seg_logits``.
         """
-        B, _, H, W = seg_logits.shape
         only_prediction = data_samples is None
-        if only_prediction:
-            data_samples = [SegDataSample() for _ in range(B)]
+        num_classes = seg_logits.shape[1]
+        # mmseg's postprocess_result treats a single channel as a binary segmentation
+        # (sigmoid + threshold); with one class it gets the logits twice and keeps one.
+        unpadded = self.postprocess_result(
+            seg_logits.expand(-1, 2, -1, -1) if num_classes == 1 else seg_logits,
+            data_samples)
         threshold = self.test_cfg['threshold']
-        for i in range(B):
-            logits = seg_logits[i:i + 1]
+        for i, sample in enumerate(unpadded):
+            logits = sample.seg_logits.data[:num_classes]
             labels_mask: Optional[Tensor] = None
-            if not only_prediction:
-                meta = data_samples[i].metainfo
-                pad = meta.get('img_padding_size', meta.get('padding_size', [0] * 4))
-                left, right, top, bottom = pad
-                logits = logits[:, :, top:H - bottom, left:W - right]
-                if meta.get('flip', False):
-                    direction = meta.get('flip_direction', 'horizontal')
-                    logits = logits.flip(dims=(3, ) if direction == 'horizontal' else (2, ))
-                logits = resize(
-                    logits,
-                    size=meta['ori_shape'],
-                    mode='bilinear',
-                    align_corners=self.align_corners,
-                    warning=False)
-                if self.test_cfg['use_gt_labels']:
-                    labels_mask = data_samples[i].get('gt_labels', None)
+            if not only_prediction and self.test_cfg['use_gt_labels']:
+                labels_mask = sample.get('gt_labels', None)
             if labels_mask is not None:
                 labels_mask = torch.as_tensor(labels_mask, device=logits.device)
             if threshold == 'adaptive':
-                scores = eq9_scores(logits[0].sigmoid(), thr[i], labels_mask)
+                scores = eq9_scores(logits.sigmoid(), thr[i], labels_mask)
             else:
-                scores = cam_scores(logits[0], float(threshold), labels_mask,
-                                    normalize=self.test_cfg['max_normalize'])
-            data_samples[i].set_data({
+                scores = cam_scores(logits, float(threshold), labels_mask,
+                                    normalize_cam=self.test_cfg['normalize_cam'])
+            sample.set_data({
                 'seg_logits': PixelData(data=scores),
                 'pred_sem_seg': PixelData(data=scores.argmax(dim=0, keepdim=True)),
             })
-        return data_samples
-
+        return unpadded

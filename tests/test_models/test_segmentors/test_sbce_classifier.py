@@ -133,8 +133,8 @@ def test_postprocess_is_eq9_with_padding_and_flip(model):
     assert torch.equal(pred_f, expected)
 
 
-def test_fixed_threshold_and_max_normalize():
-    model = build(test_cfg=dict(threshold=0.5, max_normalize=True))
+def test_fixed_threshold_and_normalize_cam():
+    model = build(test_cfg=dict(threshold=0.5, normalize_cam=True))
     # Logits as large as a GAP-BCE classifier's: sigmoid saturates, the CAM does not.
     logits = torch.zeros(1, C, 4, 4) - 3
     logits[0, 1, :2] = 40.0  # class 1: CAM 1 on top, .25 below
@@ -148,11 +148,11 @@ def test_fixed_threshold_and_max_normalize():
     expected[:2] = 2  # class 1 (CAM 1)
     expected[3, 3] = 1  # class 0 (CAM 1; class 1 only .25)
     assert torch.equal(pred, expected)  # the rest: best CAM .25 <= .5 -> background
-    model.test_cfg['max_normalize'] = False  # p = sigmoid(x) > .5 wherever x > 0
+    model.test_cfg['normalize_cam'] = False  # p = sigmoid(x) > .5 wherever x > 0
     pred = model.postprocess_eq9(logits, torch.zeros(1, C), [s])[0].pred_sem_seg.data[0]
     assert (pred == 2).all()  # saturated probabilities: the whole map is foreground
     with pytest.raises(ValueError):
-        build(test_cfg=dict(threshold='adaptive', max_normalize=True))
+        build(test_cfg=dict(threshold='adaptive', normalize_cam=True))
     with pytest.raises(ValueError):
         build(test_cfg=dict(threshold='best'))
 
@@ -165,3 +165,5 @@ def test_adaptive_uses_mapped_threshold(model):
         mapped = torch.sigmoid(thr_logits / model.decode_head.logit_scale)
         _, thr = model.decode_head.predict(model.extract_feat(x), [dict(img_shape=(32, 32))])
     torch.testing.assert_close(thr, mapped)
+    # The one mapping the multi-scale inference uses too: bit-identical to the head's.
+    assert torch.equal(model.map_threshold_logits(thr_logits), thr)

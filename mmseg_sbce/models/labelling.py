@@ -1,9 +1,10 @@
 # Copyright (c) mmseg-sbce contributors.
 """Pixel labelling rules shared by the segmentor and pseudo-label generation (paper eq. 9).
 
-The single definition of each rule; ``SBCEClassifier.predict`` and
-``mmseg_sbce.apis.pseudo_label`` (the streaming runner, its tools and the Q-update hook) both
-call these, so training-time evaluation and pseudo-label export label pixels identically:
+The single definition of each rule; ``SBCEClassifier`` (its ``predict`` and the threshold
+mapping it offers the multi-scale inference) and :mod:`mmseg_sbce.apis.label_maps` (the
+pseudo-label export, its tools and the Q-update hook) both call these, so training-time
+evaluation and pseudo-label export label pixels identically:
 
 * the threshold mapping ``t' = sigmoid(logit(t) / s)``: :func:`map_threshold`;
 * eq. 9 with per-class thresholds: :func:`eq9_scores`, :func:`label_eq9`;
@@ -21,12 +22,14 @@ from typing import Optional, Union
 import torch
 from torch import Tensor
 
+from ..utils.io import IGNORE_INDEX
+
 # Score given to classes outside the image label set: below any ``p - t'`` (>= -1) and below
 # the background score 0, so such classes can never be chosen.
 ABSENT_SCORE = -2.0
 
-# Label of the pixels left unsure by the margin rule (the ignore index).
-UNSURE_INDEX = 255
+# Label of the pixels left unsure by the margin rule: the ignore index.
+UNSURE_INDEX = IGNORE_INDEX
 
 
 def map_threshold(thr: Tensor,
@@ -135,27 +138,27 @@ def cam_from_logits(logits: Tensor, eps: float = 1e-5) -> Tensor:
     return cam / peak[..., None, None]
 
 
-def fixed_threshold_maps(logits: Tensor, normalize: bool = True) -> Tensor:
+def fixed_threshold_maps(logits: Tensor, normalize_cam: bool = True) -> Tensor:
     """What a fixed background threshold is compared with: the CAM
-    (:func:`cam_from_logits`) with ``normalize``, else the probability ``sigmoid(x)``.
+    (:func:`cam_from_logits`) with ``normalize_cam``, else the probability ``sigmoid(x)``.
 
     Args:
         logits (Tensor): ``[C, H, W]`` or ``[B, C, H, W]`` unscaled class logits.
-        normalize (bool): CAMs rather than probabilities.
+        normalize_cam (bool): CAMs (max-normalised ReLU) rather than probabilities.
 
     Returns:
         Tensor: maps with the shape of ``logits``.
     """
-    return cam_from_logits(logits) if normalize else logits.sigmoid()
+    return cam_from_logits(logits) if normalize_cam else logits.sigmoid()
 
 
 def cam_scores(logits: Tensor,
                bg_thr: float,
                labels_mask: Optional[Tensor] = None,
-               normalize: bool = True) -> Tensor:
+               normalize_cam: bool = True) -> Tensor:
     """Scores of the fixed background-threshold (CAM-style) rule, background first.
 
-    ``S_c = m_c - bg_thr`` with ``m = cam_from_logits(x)`` when ``normalize`` else the
+    ``S_c = m_c - bg_thr`` with ``m = cam_from_logits(x)`` when ``normalize_cam`` else the
     probability ``m = sigmoid(x)``, i.e. :func:`eq9_scores` with one constant threshold: the
     label is ``argmax_c m_c`` over the allowed classes where ``max_c m_c > bg_thr``, else
     background.
@@ -164,13 +167,14 @@ def cam_scores(logits: Tensor,
         logits (Tensor): ``[C, H, W]`` or ``[B, C, H, W]`` unscaled class logits.
         bg_thr (float): the background threshold.
         labels_mask (Tensor, optional): ``[C]`` / ``[B, C]`` allowed classes; all if None.
-        normalize (bool): threshold the CAM (:func:`cam_from_logits`) rather than the
+        normalize_cam (bool): threshold the CAM (:func:`cam_from_logits`) rather than the
             probability.
 
     Returns:
         Tensor: scores ``[C + 1, H, W]`` or ``[B, C + 1, H, W]``.
     """
-    return eq9_scores(fixed_threshold_maps(logits, normalize), float(bg_thr), labels_mask)
+    return eq9_scores(fixed_threshold_maps(logits, normalize_cam), float(bg_thr),
+                      labels_mask)
 
 
 def labels_from_scores(scores: Tensor, unsure_margin: Optional[float] = None) -> Tensor:
@@ -223,7 +227,7 @@ def label_eq9(probs: Tensor,
 def label_cam(logits: Tensor,
               bg_thr: float,
               labels_mask: Optional[Tensor] = None,
-              normalize: bool = True,
+              normalize_cam: bool = True,
               unsure_margin: Optional[float] = None) -> Tensor:
     """Label pixels by the fixed background threshold (see :func:`cam_scores`).
 
@@ -231,12 +235,12 @@ def label_cam(logits: Tensor,
         logits (Tensor): ``[C, H, W]`` or ``[B, C, H, W]`` unscaled class logits.
         bg_thr (float): the background threshold.
         labels_mask (Tensor, optional): ``[C]`` / ``[B, C]`` allowed classes.
-        normalize (bool): threshold the CAM rather than the probability.
+        normalize_cam (bool): threshold the CAM rather than the probability.
         unsure_margin (float, optional): 255 where ``|max_c m_c - bg_thr| <= margin``.
 
     Returns:
         Tensor: long labels ``[H, W]`` / ``[B, H, W]``: 0 background, ``c + 1`` class ``c``
         (255 unsure).
     """
-    return labels_from_scores(cam_scores(logits, bg_thr, labels_mask, normalize),
+    return labels_from_scores(cam_scores(logits, bg_thr, labels_mask, normalize_cam),
                               unsure_margin)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from mmseg_sbce.models.utils import eq9_scores, label_eq9, map_threshold
+from mmseg_sbce.models.labelling import eq9_scores, label_eq9, map_threshold
 
 
 @pytest.mark.parametrize('t, s', [(0.5, 10.0), (0.3, 10.0), (0.9, 4.0), (0.05, 25.0)])

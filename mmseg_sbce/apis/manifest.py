@@ -1,0 +1,137 @@
+# Copyright (c) mmseg-sbce contributors.
+"""The ``manifest.json`` of a pseudo-label folder: what run wrote it and whether it finished.
+
+One format for every export (``tools/gen_pseudo.py`` and the Q store of ``QUpdateHook``;
+docs/pseudo_labels.md describes the fields). :func:`mmseg_sbce.apis.export_pseudo_labels`
+writes it ``'running'`` before the first label and ``'complete'`` /
+``'complete_with_failures'`` after the last, atomically; a folder is reused only by a run
+with the same ``identity`` (:func:`check_out_dir`).
+"""
+import datetime
+import hashlib
+import json
+import os
+import os.path as osp
+from typing import Any, Dict, List, Optional
+
+from ..utils.io import write_text_atomic
+
+MANIFEST = 'manifest.json'
+MANIFEST_FORMAT = 'mmseg-sbce-pseudo-labels/2'
+
+#: ``status`` values: written before the first label / after the last.
+RUNNING, COMPLETE, COMPLETE_WITH_FAILURES = 'running', 'complete', 'complete_with_failures'
+
+
+def file_sha256(path: str, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(chunk), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def canonical(obj: Any) -> Any:
+    """JSON-able form with tuples as lists, stable key order and ``str`` of anything else."""
+    return json.loads(json.dumps(obj, sort_keys=True, default=str))
+
+
+def dict_sha256(obj: Any) -> str:
+    """SHA-256 of the canonical JSON of a (config) dict."""
+    return hashlib.sha256(json.dumps(canonical(obj), sort_keys=True).encode()).hexdigest()
+
+
+def _flatten(obj: Any, prefix: str = '') -> Dict[str, Any]:
+    if isinstance(obj, dict):
+        out: Dict[str, Any] = {}
+        for key, value in obj.items():
+            out.update(_flatten(value, f'{prefix}{key}.'))
+        return out
+    return {prefix[:-1]: obj}
+
+
+def identity_differences(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
+    """Dotted field names whose values differ, e.g. ``['pseudo_cfg.threshold']``."""
+    a, b = _flatten(old), _flatten(new)
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+def read_manifest(out_dir: str) -> Optional[Dict[str, Any]]:
+    """The manifest of ``out_dir``; None when there is none."""
+    path = osp.join(out_dir, MANIFEST)
+    if not osp.isfile(path):
+        return None
+    with open(path, encoding='utf-8') as f:
+        return json.load(f)
+
+
+def check_out_dir(out_dir: str, identity: Dict[str, Any], overwrite: bool) -> Optional[str]:
+    """Why ``out_dir`` must not be (re)used for this run, or None if it may.
+
+    A folder is reusable when it is empty or absent, or when its manifest has the same
+    identity (an interrupted or repeated run: finished images are skipped). Files of a
+    different run (another identity, or label PNGs without a manifest) are refused unless
+    ``overwrite``.
+    """
+    if overwrite or not osp.isdir(out_dir):
+        return None
+    manifest = read_manifest(out_dir)
+    if manifest is None:
+        pngs = [n for n in os.listdir(out_dir) if n.endswith('.png')]
+        if pngs:
+            return (f'{out_dir} holds {len(pngs)} PNG files but no {MANIFEST}: they are not '
+                    'from this run; pass --overwrite to write over them')
+        return None
+    diff = identity_differences(manifest.get('identity', {}), identity)
+    if diff:
+        old, new = _flatten(manifest.get('identity', {})), _flatten(identity)
+        shown = '; '.join(f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in diff[:10])
+        return (f'{out_dir} holds the output of a different run; manifest fields that '
+                f'differ: {", ".join(diff)} ({shown}); pass --overwrite to replace it')
+    return None
+
+
+def write_manifest(out_dir: str, manifest: Dict[str, Any]) -> str:
+    """Write ``{out_dir}/manifest.json`` atomically; returns its path."""
+    path = osp.join(out_dir, MANIFEST)
+    write_text_atomic(path, json.dumps(canonical(manifest), indent=2, sort_keys=True))
+    return path
+
+
+def check_complete(out_dir: str) -> Dict[str, Any]:
+    """The manifest of a finished export without failures; raises otherwise.
+
+    Raises:
+        FileNotFoundError: ``out_dir`` has no manifest (the export never started or was
+            never completed by a version that writes one).
+        ValueError: the manifest is of another format, or its status is not ``'complete'``
+            (still running, interrupted, or some images failed).
+    """
+    manifest = read_manifest(out_dir)
+    if manifest is None:
+        raise FileNotFoundError(f'{out_dir} has no {MANIFEST}: it was never completed')
+    if manifest.get('format') != MANIFEST_FORMAT:
+        raise ValueError(f'{osp.join(out_dir, MANIFEST)} is of format '
+                         f'{manifest.get("format")!r}, not {MANIFEST_FORMAT!r}: written by '
+                         'another mmseg-sbce version; export the folder again')
+    if manifest.get('status') != COMPLETE:
+        raise ValueError(f'{out_dir} is not a complete export: its {MANIFEST} has status '
+                         f'{manifest.get("status")!r}')
+    return manifest
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO 8601 to the second."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
+
+
+def versions() -> Dict[str, str]:
+    """Versions of the packages that decide the labels."""
+    import mmengine
+    import mmseg
+    import torch
+
+    from mmseg_sbce import __version__
+    return dict(mmseg_sbce=__version__, mmseg=mmseg.__version__,
+                mmengine=mmengine.__version__, torch=torch.__version__)

@@ -1,0 +1,181 @@
+# Copyright (c) mmseg-sbce contributors.
+"""What to label and how: the ``pseudo_cfg`` options and the data set of an export.
+
+The labelling configuration is one plain dict (``pseudo_cfg``); its keys and defaults are
+defined once, in :data:`PSEUDO_CFG_DEFAULTS`, and checked by :func:`resolve_pseudo_cfg`.
+
+The data set to label is read from a full config by :func:`pseudo_dataset_cfg`, from these
+keys (in this order):
+
+* ``pseudo_dataloader.dataset``: the data set to label, used as is (its pipeline must load
+  the image without resizing and pack it with its image labels);
+* otherwise ``train_dataloader.dataset`` (unwrapped from ``RepeatDataset`` /
+  ``ClassBalancedDataset``) with its pipeline replaced by :data:`DEFAULT_PIPELINE`.
+"""
+import copy
+import os.path as osp
+from numbers import Number
+from typing import Any, Dict, Optional
+
+#: How the passes of the multi-scale inference are combined (``pseudo_cfg.fusion``).
+FUSIONS = ('logits', 'probs')
+
+#: Every key of ``pseudo_cfg`` with its default. This dict is the single definition.
+#:
+#: * ``scales``: image scales of the multi-scale inference.
+#: * ``flip``: add the horizontally flipped image at every scale (flipped back before
+#:   averaging), i.e. ``2 * len(scales)`` passes.
+#: * ``threshold``: ``'adaptive'`` = eq. 9 with the network's own threshold mapped into the
+#:   unscaled space; a float in (0, 1) = CAM-style fixed background threshold.
+#: * ``fusion``: how the passes are combined. ``'logits'``: the unscaled logits of every
+#:   pass are upsampled bilinearly and averaged (the CAM convention of PSA/IRN, and what the
+#:   reference code does before its threshold). ``'probs'``: every pass's probabilities
+#:   ``sigmoid(x)`` are upsampled and averaged, the usual ensemble of probabilities (as
+#:   MMSeg's test-time augmentation does), which is what eq. 9 compares with ``t'``. ``None``
+#:   (default) means ``'probs'`` for ``'adaptive'`` and ``'logits'`` for a float threshold;
+#:   ``'probs'`` with ``normalize_cam`` is refused (the CAM is defined on logits). Why
+#:   ``'probs'`` for eq. 9: a Spatial-BCE classifier's logits are far larger inside objects
+#:   than outside, so in a logit average one confident pass, and bilinear interpolation
+#:   between a confident cell and a background cell, push the decision boundary outwards
+#:   (a halo); a probability average is a vote (docs/results.md measures both).
+#: * ``normalize_cam``: compare the CAM ``relu(x_c) / max relu(x_c)`` of each class map (the
+#:   PSA/IRN convention) rather than ``sigmoid(x_c)`` with a *fixed* threshold. ``None``
+#:   (default) means True for a float threshold and False for ``'adaptive'``; True together with
+#:   ``'adaptive'`` is refused (t' lives in the space of the raw probabilities).
+#: * ``unsure``: ``None`` (off) or ``dict(margin=m)``: a pixel whose best score
+#:   ``max_c S_c`` (``S_c = p_c - t'_c`` or ``p_c - bg_thr``) lies within ``[-m, m]``, i.e. too
+#:   close to the foreground/background decision, is labelled 255. With ``unary='labels'``
+#:   unsure pixels get a uniform unary in the dCRF (they do not push their neighbours);
+#:   with either unary they stay 255 after it.
+#: * ``crf``: dense CRF settings; ``enabled``; ``unary``: ``'labels'`` (``unary_from_labels``
+#:   on the eq. 9 / CAM label map, ``gt_prob``) or ``'probs'`` (``unary_from_softmax`` on
+#:   ``softmax([0, S_1..S_K] / prob_temperature)``, which keeps the argmax of the labelling);
+#:   ``gaussian`` / ``bilateral`` kernel parameters; ``iterations``.
+PSEUDO_CFG_DEFAULTS: Dict[str, Any] = dict(
+    scales=(1.0, 0.5, 1.5, 2.0),
+    flip=True,
+    threshold='adaptive',
+    fusion=None,
+    normalize_cam=None,
+    unsure=None,
+    crf=dict(
+        enabled=True,
+        unary='labels',
+        gt_prob=0.7,
+        prob_temperature=0.1,
+        gaussian=dict(sxy=3, compat=3),
+        bilateral=dict(sxy=40, srgb=5, compat=10),
+        iterations=10),
+)
+
+
+def _merge(defaults: dict, override: dict, where: str) -> dict:
+    out = copy.deepcopy(defaults)
+    for key, value in override.items():
+        if key not in defaults:
+            raise KeyError(f'unknown key "{where}{key}" in pseudo_cfg; known keys: '
+                           f'{sorted(defaults)}')
+        if isinstance(defaults[key], dict) and value is not None:
+            out[key] = _merge(defaults[key], dict(value), f'{where}{key}.')
+        else:
+            out[key] = value
+    return out
+
+
+def resolve_pseudo_cfg(cfg: Optional[dict] = None) -> dict:
+    """Fill a partial ``pseudo_cfg`` with :data:`PSEUDO_CFG_DEFAULTS` and validate it.
+
+    Args:
+        cfg (dict, optional): keys to override (nested for ``crf``). Unknown keys raise.
+
+    Returns:
+        dict: a complete, validated copy; ``normalize_cam`` resolved to a bool, ``threshold``
+        either ``'adaptive'`` or a float, ``scales`` a tuple of floats.
+    """
+    out = _merge(PSEUDO_CFG_DEFAULTS, dict(cfg or {}), '')
+    thr = out['threshold']
+    if isinstance(thr, str) and thr != 'adaptive':
+        try:
+            thr = float(thr)
+        except ValueError:
+            raise ValueError(f'threshold must be "adaptive" or a float, got {thr!r}') from None
+    if thr != 'adaptive':
+        if not isinstance(thr, Number) or not 0.0 <= float(thr) < 1.0:
+            raise ValueError(f'a fixed background threshold must be in [0, 1), got {thr!r}')
+        thr = float(thr)
+    out['threshold'] = thr
+    if out['normalize_cam'] is None:
+        out['normalize_cam'] = thr != 'adaptive'
+    elif out['normalize_cam'] and thr == 'adaptive':
+        raise ValueError('normalize_cam=True cannot be combined with threshold="adaptive": '
+                         'the mapped threshold t\' is defined on the raw probabilities')
+    out['normalize_cam'] = bool(out['normalize_cam'])
+    if out['fusion'] is None:
+        out['fusion'] = 'probs' if thr == 'adaptive' else 'logits'
+    if out['fusion'] not in FUSIONS:
+        raise ValueError(f'fusion must be one of {FUSIONS} or None, got {out["fusion"]!r}')
+    if out['fusion'] == 'probs' and out['normalize_cam']:
+        raise ValueError('fusion="probs" cannot be combined with normalize_cam=True: the CAM '
+                         'relu(x) / max relu(x) is defined on averaged logits')
+    out['scales'] = tuple(float(s) for s in out['scales'])
+    if not out['scales'] or min(out['scales']) <= 0:
+        raise ValueError(f'scales must be positive, got {out["scales"]}')
+    if out['unsure'] is not None:
+        margin = dict(out['unsure']).get('margin')
+        if set(dict(out['unsure'])) != {'margin'} or not isinstance(margin, Number) \
+                or margin < 0:
+            raise ValueError('unsure must be None or dict(margin=non-negative float), got '
+                             f'{out["unsure"]!r}')
+    crf = out['crf']
+    if crf['unary'] not in ('labels', 'probs'):
+        raise ValueError(f'crf.unary must be "labels" or "probs", got {crf["unary"]!r}')
+    if not 0.0 < crf['gt_prob'] < 1.0:
+        raise ValueError(f'crf.gt_prob must be in (0, 1), got {crf["gt_prob"]}')
+    return out
+
+
+def unsure_margin(cfg: dict) -> Optional[float]:
+    """The margin of the unsure rule of a resolved ``pseudo_cfg``; None when it is off."""
+    return None if cfg['unsure'] is None else float(cfg['unsure']['margin'])
+
+
+#: The pipeline put on the training data set when no ``pseudo_dataloader`` is configured.
+DEFAULT_PIPELINE = [dict(type='LoadImageFromFile'), dict(type='PackWSSSInputs')]
+
+_WRAPPERS = ('RepeatDataset', 'ClassBalancedDataset')
+
+
+def pseudo_dataset_cfg(cfg: Any, split: Optional[str] = None) -> dict:
+    """The dataset config to label.
+
+    Args:
+        cfg (Config | dict): the full config.
+        split (str, optional): changes ``ann_file``: a value containing ``/`` or ending in
+            ``.txt`` is used as the new ``ann_file``; a bare name (``train``) replaces the
+            file name of the configured one (``.../train_aug.txt`` -> ``.../train.txt``).
+
+    Returns:
+        dict: a deep copy, ready for ``DATASETS.build``.
+    """
+    loader = cfg.get('pseudo_dataloader', None)
+    if loader is not None and loader.get('dataset') is not None:
+        dataset = copy.deepcopy(dict(loader['dataset']))
+    else:
+        train = cfg.get('train_dataloader', None)
+        if train is None or train.get('dataset') is None:
+            raise KeyError('the config has neither pseudo_dataloader.dataset nor '
+                           'train_dataloader.dataset')
+        dataset = copy.deepcopy(dict(train['dataset']))
+        while dataset.get('type') in _WRAPPERS:
+            dataset = copy.deepcopy(dict(dataset['dataset']))
+        if dataset.get('type') == 'ConcatDataset':
+            raise ValueError('train_dataloader.dataset is a ConcatDataset: set '
+                             'pseudo_dataloader.dataset to the data set to label')
+        dataset['pipeline'] = copy.deepcopy(DEFAULT_PIPELINE)
+    if split:
+        if '/' in split or split.endswith('.txt'):
+            dataset['ann_file'] = split
+        else:
+            old = dataset.get('ann_file') or ''
+            dataset['ann_file'] = osp.join(osp.dirname(old), f'{split}.txt')
+    return dataset
