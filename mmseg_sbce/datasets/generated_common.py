@@ -80,11 +80,15 @@ def check_num_classes(num_classes: int) -> None:
                          f'got {num_classes}')
 
 
-def sample_rng(seed: int, split: str, index: int) -> np.random.Generator:
-    """The random stream of image ``index`` of ``split``: a pure function of the three."""
+def sample_rng(seed: int, split: str, index: int, *stream: int) -> np.random.Generator:
+    """The random stream of image ``index`` of ``split``: a pure function of the arguments.
+
+    ``stream`` (extra integers) selects an independent sub-stream of the same image, so a
+    generator can keep, e.g., the object layout fixed while the background options change.
+    """
     if split not in _SPLIT_CODES:
         raise ValueError(f'split must be one of {sorted(_SPLIT_CODES)}, got {split!r}')
-    return np.random.default_rng([seed, _SPLIT_CODES[split], index])
+    return np.random.default_rng([seed, _SPLIT_CODES[split], index, *stream])
 
 
 # ------------------------------------------------------------------------------ drawing
@@ -157,6 +161,14 @@ def _head_texture(kind: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     raise ValueError(f'unknown head texture {kind!r}')
 
 
+def rotated_frame(cy: float, cx: float, theta: float, yy: np.ndarray,
+                  xx: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates (u, v) in a frame centred on (cy, cx), u along angle ``theta``."""
+    cos, sin = np.cos(theta), np.sin(theta)
+    dx, dy = xx - cx, yy - cy
+    return dx * cos + dy * sin, -dx * sin + dy * cos
+
+
 def object_masks(cy: float, cx: float, theta: float, a: float, b: float, r: float,
                  yy: np.ndarray, xx: np.ndarray):
     """Body ellipse and head disc (at the tip of the major axis) plus frame coordinates.
@@ -165,10 +177,7 @@ def object_masks(cy: float, cx: float, theta: float, a: float, b: float, r: floa
         tuple: ``(object, head, (u, v), (hu, hv))``: boolean masks of the whole object and
         of its head, and each pixel's coordinates in the body's and the head's frame.
     """
-    cos, sin = np.cos(theta), np.sin(theta)
-    dx, dy = xx - cx, yy - cy
-    u = dx * cos + dy * sin
-    v = -dx * sin + dy * cos
+    u, v = rotated_frame(cy, cx, theta, yy, xx)
     body = (u / a)**2 + (v / b)**2 <= 1.0
     hu, hv = u - a, v  # head centred on the tip of the body
     head = hu * hu + hv * hv <= r * r
