@@ -11,6 +11,7 @@ from torch import Tensor
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
+from ..losses.base_loss import upcast_half
 from ..losses.percentile import percentile_threshold
 from ..losses.target_fraction import target_fractions
 from ..labelling import map_threshold
@@ -262,7 +263,9 @@ class SBCEHead(BaseModule):
         if self.touch_idle_params:
             # Zero-weighted term: every trainable head parameter and the backbone (via the
             # features) get a zero gradient even when idle in this mode; see class doc.
-            touch = feats.sum() * 0.
+            # The sum is taken in float32: a float16 sum of the features overflows to inf,
+            # and inf * 0 is NaN.
+            touch = upcast_half(feats).sum() * 0.
             for param in self.parameters():
                 if param.requires_grad:
                     touch = touch + param.sum() * 0.

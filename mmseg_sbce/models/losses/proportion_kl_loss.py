@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from mmseg.registry import MODELS
-from .base_loss import BaseLoss
+from .base_loss import BaseLoss, upcast_half
 
 
 def binary_kl(pred: Tensor, target: Tensor, eps: float = 1e-8) -> Tensor:
@@ -44,6 +44,10 @@ def proportion_kl_loss(logits: Tensor,
     The loss is the two-bin KL (:func:`binary_kl`) summed over positive, valid
     ``(b, c)`` pairs and divided by their number; 0 when there is none.
 
+    Float16 / bfloat16 logits (AMP) are cast to float32 first, as in
+    :func:`~mmseg_sbce.models.losses.spatial_bce_loss`: the spatial means and the ``eps``
+    clamps inside the logs (``1e-8`` is below float16's smallest normal) need float32.
+
     Args:
         logits (Tensor): ``[B, C, H, W]`` logits, already multiplied by the logit scale.
         labels (Tensor): ``[B, C]`` multi-hot image labels (``> 0.5`` is positive).
@@ -53,7 +57,7 @@ def proportion_kl_loss(logits: Tensor,
         eps (float): lower clamp inside the logs.
 
     Returns:
-        Tensor: scalar loss.
+        Tensor: scalar loss, float32 for half-precision logits.
     """
     if logits.dim() != 4:
         raise ValueError(f'logits must be [B, C, H, W], got {tuple(logits.shape)}')
@@ -69,6 +73,7 @@ def proportion_kl_loss(logits: Tensor,
         elif valid.shape != (B, C):
             raise ValueError(f'valid must be [B] or [B, C], got {tuple(valid.shape)}')
         mask = mask & valid
+    logits = upcast_half(logits)
     mask = mask.to(logits.dtype)
     pred = logits.sigmoid().mean(dim=(2, 3))
     kl = binary_kl(pred, target_fraction, eps) * mask

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmseg.registry import MODELS
-from .base_loss import BaseLoss
+from .base_loss import BaseLoss, upcast_half
 
 REDUCTIONS = ('none', 'sum', 'mean', 'side_mean')
 
@@ -161,8 +161,20 @@ def spatial_bce_loss(logits: Tensor,
     only on the (few) positive maps, and ``'mean'`` / ``'sum'`` use a hand-written backward
     (first-order only; checked against autograd by ``gradcheck`` in the tests).
 
+    Mixed precision: float16 / bfloat16 logits (what a head emits under AMP) are cast to
+    float32 before anything else (:func:`~mmseg_sbce.models.losses.base_loss.upcast_half`),
+    so the sums over ``B x C x H x W`` terms cannot overflow and the result is float32; the
+    gradient returns to the logits in their own dtype. An explicit cast rather than
+    ``torch.amp.custom_fwd(cast_inputs=torch.float32)`` on the autograd function: the cast
+    then also covers the ``'side_mean'`` and ``'none'`` paths and the inputs given outside
+    an autocast region, and it is device-independent (``custom_fwd`` is bound to one device
+    type). Every op after the cast is float32-safe under autocast (none is on autocast's
+    lower-precision lists), so the loss needs no autocast-disabled region; float32 and
+    float64 inputs go through exactly the same ops as without the cast.
+
     Args:
-        logits (Tensor): ``[B, C, H, W]`` logits, already multiplied by the logit scale.
+        logits (Tensor): ``[B, C, H, W]`` logits, already multiplied by the logit scale;
+            float16 / bfloat16 are computed in float32.
         labels (Tensor): ``[B, C]`` multi-hot image labels (``> 0.5`` is positive).
         thr_logits (Tensor): ``[B, C]`` thresholds as logits, ``logit(t)`` (the percentile
             of the scaled logits, or the threshold branch's pooled logits).
@@ -172,7 +184,8 @@ def spatial_bce_loss(logits: Tensor,
         avg_factor (float, optional): denominator overriding the one of ``'mean'``.
 
     Returns:
-        Tensor: the reduced loss (a scalar) or ``[B, C, H, W]`` for ``'none'``.
+        Tensor: the reduced loss (a scalar) or ``[B, C, H, W]`` for ``'none'``; float32
+        for half-precision logits, else the dtype of ``logits``.
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f'reduction must be one of {REDUCTIONS}, got {reduction!r}')
@@ -182,6 +195,8 @@ def spatial_bce_loss(logits: Tensor,
     if labels.shape != (B, C) or thr_logits.shape != (B, C):
         raise ValueError(f'labels and thr_logits must be [B, C] = {(B, C)}, got '
                          f'{tuple(labels.shape)} and {tuple(thr_logits.shape)}')
+    # Half-precision logits (AMP) are summed in float32; float32 input is left as it is.
+    logits = upcast_half(logits)
     x = logits.reshape(B * C, H * W)
     is_pos = labels.reshape(-1) > 0.5
     if weight is None:
