@@ -1,34 +1,25 @@
 # Copyright (c) mmseg-sbce contributors.
 """Re-estimation of the target proportion Q before every SBCE phase (paper sec. 3.3)."""
-import json
 import os
 import os.path as osp
-import shutil
 import time
 from copy import deepcopy
 from typing import Optional, Union
 
-from mmengine.dist import (all_gather_object, barrier, broadcast_object_list, get_dist_info,
-                           is_main_process)
+from mmengine.dist import barrier, broadcast_object_list, is_main_process
 from mmengine.hooks import Hook
 
 from mmseg.registry import DATASETS, HOOKS
+from ...apis import export_pseudo_labels
+from ...apis.manifest import MANIFEST, check_complete
+from ...utils.parallel import unwrap_model
 from ..phase_schedule import PhaseSchedule
-from .phase_switch_hook import unwrap
 
 Q_STATE_KEY = 'sbce_q'
-MANIFEST = 'manifest.json'
 
 
 def phase_dir(q_dir: str, phase: int) -> str:
     return osp.join(q_dir, f'phase_{phase}')
-
-
-def _atomic_json(path: str, obj: dict) -> None:
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
 
 
 def point_current(q_dir: str, target: str) -> None:
@@ -61,17 +52,18 @@ class QUpdateHook(Hook):
     """Compute the per-image Q maps for the next phase with the on-training network.
 
     Before every SBCE phase k (including the first, right after the BCE baseline phase), every
-    training image is labelled by :func:`mmseg_sbce.apis.generate_pseudo_labels` (multi-scale
-    + flip inference, eq. 9 or a background threshold, dense CRF: the same code as
-    ``tools/gen_pseudo.py``) and written to ``{q_dir}/phase_k/``. The loss then takes each
+    training image is labelled by :func:`mmseg_sbce.apis.export_pseudo_labels` (multi-scale
+    + flip inference, eq. 9 or a background threshold, dense CRF: the same export as
+    ``tools/gen_pseudo.py``, with the same ``manifest.json``) into ``{q_dir}/phase_k/``. The loss then takes each
     class's target fraction from that map *after* the same crop/rescale/flip as the image
     (``LoadQMap`` loads it as the sample's segmentation map), so the target matches the view
     the network sees.
 
-    Distributed: every rank labels its shard, the main process checks that all images are
-    present, writes ``manifest.json`` last and repoints ``{q_dir}/current``; all ranks wait
-    at barriers, so every rank trains on the same Q. A half-written phase directory (no
-    manifest) is deleted and recomputed, never used. The current phase is stored in the
+    Distributed: every rank labels its shard, the export gathers the failures (any failure
+    raises on every rank), the main process checks that all images are present and
+    repoints ``{q_dir}/current``; all ranks wait at barriers, so every rank trains on the
+    same Q. A store is used only when its manifest says ``'complete'``; a half-written one
+    (an update interrupted before its manifest was final) is deleted and recomputed. The current phase is stored in the
     checkpoint and restored on resume.
 
     Args:
@@ -182,9 +174,11 @@ class QUpdateHook(Hook):
     def _install(self, store: str) -> None:
         """Check ``store`` is complete and point ``current`` at it (main process)."""
         if is_main_process():
-            if store != self.init_q_dir and not osp.isfile(osp.join(store, MANIFEST)):
-                raise FileNotFoundError(
-                    f'Q store {store} has no {MANIFEST}: it was never completed')
+            if store != self.init_q_dir:
+                if not osp.isfile(osp.join(store, MANIFEST)):
+                    raise FileNotFoundError(
+                        f'Q store {store} has no {MANIFEST}: it was never completed')
+                check_complete(store)  # status 'complete': no running or failed export
             check_q_store(store, self._img_ids())
             point_current(self.q_dir, store)
         barrier()
@@ -197,44 +191,32 @@ class QUpdateHook(Hook):
             self.q_phase = phase
             return
 
-        from mmseg_sbce.apis import generate_pseudo_labels
         cfg = deepcopy(self.pseudo_cfg)
         if phase == 1:  # the initial Q comes from the BCE baseline's CAMs
             cfg.update(self.init_pseudo_cfg)
-        rank, world_size = get_dist_info()
-        if is_main_process():
-            # A directory without manifest is a half-written update: never reuse it.
-            if osp.isdir(store):
-                shutil.rmtree(store)
-            os.makedirs(store)
-        barrier()
         runner.logger.info(f'Q update for phase {phase}: labelling '
                            f'{len(self.dataset)} training images into {store}')
         start = time.time()
-        summary = generate_pseudo_labels(
-            unwrap(runner.model),
+        # clean: whatever an interrupted update left in the store is deleted, never reused.
+        summary = export_pseudo_labels(
+            unwrap_model(runner.model),
             self.dataset,
             store,
             cfg,
-            rank=rank,
-            world_size=world_size,
+            identity=dict(dataset=self.dataset_cfg, phase=phase),
+            run_info=dict(phase=phase, iter=runner.iter + 1, q_dir=osp.abspath(self.q_dir)),
+            clean=True,
             workers=self.workers,
-            skip_existing=False,
             progress=is_main_process(),
             logger=runner.logger)
-        failed = sorted(f for part in all_gather_object(summary.get('failed', []))
-                        for f in part)
+        if summary['failures']:  # the gathered failures: the same on every rank
+            failed = [f['img_id'] for f in summary['failures']]
+            raise RuntimeError(f'Q update for phase {phase} failed on {len(failed)} images: '
+                               f'{failed[:10]}')
         error = [None]
         if is_main_process():
             try:
-                if failed:
-                    raise RuntimeError(f'Q update for phase {phase} failed on '
-                                       f'{len(failed)} images: {failed[:10]}')
                 check_q_store(store, self._img_ids())
-                _atomic_json(
-                    osp.join(store, MANIFEST),
-                    dict(phase=phase, iter=runner.iter + 1, images=len(self.dataset),
-                         pseudo_cfg=cfg, seconds=round(time.time() - start, 2)))
                 point_current(self.q_dir, store)
             except Exception as e:  # every rank must learn about it, not hang
                 error = [repr(e)]
