@@ -171,7 +171,7 @@ class Demo:
         #    with the phase-k network (eq. 9 + dCRF), so those are the "+dCRF" rows of the
         #    earlier phases, whose maps are exported here without dCRF; the final network is
         #    exported with dCRF, its maps saved (eq. 9 without dCRF is scored on them).
-        phases = sbce_cfg.num_phases
+        phases = sbce_cfg.phase_schedule.num_phases
         final_ckpt = self.phase_ckpt(sbce_cfg, phases)
         sbce_data = [*data_opt, f'pseudo_dataloader.dataset.data_root={self.data}']
 
@@ -219,7 +219,8 @@ class Demo:
 
     def phase_ckpt(self, sbce_cfg, k):
         """Checkpoint at the end of SBCE phase ``k`` (1-based)."""
-        return self.ckpt('sbce', sbce_cfg.bce_iters + k * sbce_cfg.phase_iters)
+        layout = sbce_cfg.phase_schedule
+        return self.ckpt('sbce', layout.bce_iters + k * layout.phase_iters)
 
     def maps_dir(self, k, phases):
         """Phase ``k``'s export with its maps: without dCRF for the earlier phases, the

@@ -17,6 +17,7 @@ from PIL import Image
 import mmseg_sbce  # noqa: F401  (registers the plugin)
 from mmseg.registry import DATASETS, HOOKS, METRICS, MODELS, TRANSFORMS
 from mmseg_sbce.datasets.coco_cls import COCOClsDataset
+from mmseg_sbce.engine import derive_phase_settings
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLS_CONFIGS = ['configs/bce_baseline_coco.py', 'configs/sbce_coco.py']
@@ -132,21 +133,22 @@ def test_cls_config_builds_model_and_pipelines(path, coco_root, tmp_path):
 
 def test_sbce_coco_schedule_is_voc_scaled_to_coco():
     coco, voc = load('configs/sbce_coco.py'), load('configs/sbce_voc.py')
-    switch, q_hook = coco.custom_hooks
+    switch_hook, q_hook = coco.custom_hooks
+    switch = coco.phase_schedule
+    assert switch_hook.schedule == q_hook.schedule == switch
     assert (switch.gamma, switch.theta, switch.num_phases) == (100, 80, 3)
     assert switch.phase_iters % switch.gamma == 0
     assert coco.train_cfg.max_iters == switch.bce_iters + 3 * switch.phase_iters
     batch = coco.train_dataloader.batch_size * 4
     epochs_coco = switch.phase_iters * batch / 82081
-    epochs_voc = voc.phase_iters * voc.train_dataloader.batch_size * 4 / 10582
+    epochs_voc = voc.phase_schedule.phase_iters * voc.train_dataloader.batch_size * 4 / 10582
     assert epochs_coco == pytest.approx(epochs_voc, rel=0.01)
     # one Q store, read by LoadQMap and written by the hook
     load_q = [s for s in coco.train_dataloader.dataset.pipeline if s.type == 'LoadQMap']
     assert load_q[0].q_dir == q_hook.q_dir == coco.q_dir
-    # the LR restarts at every phase boundary and the pieces tile [0, max_iters)
-    bounds = [(s.begin, s.end) for s in coco.param_scheduler]
-    assert bounds[0][0] == 0 and bounds[-1][1] == coco.train_cfg.max_iters
-    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+    # the LR restarts at every phase boundary of the same schedule, over [0, max_iters)
+    assert [s.type for s in coco.param_scheduler] == ['PhaseSchedulePolyLR']
+    assert coco.param_scheduler[0].schedule == switch
 
 
 # ------------------------------------------------------------------------------- DeepLab
@@ -257,19 +259,18 @@ def test_sbce_coco_trains_on_a_runner(tmp_path, one_thread):
     cfg.val_dataloader.update(num_workers=0, persistent_workers=False)
     cfg.val_dataloader.dataset.data_root = root
     cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
-    # 2 phases x 2 iterations, gamma 2 / theta 1: classifier, threshold, Q update, again
+    # 2 phases x 2 iterations, gamma 2 / theta 1: classifier, threshold, Q update, again;
+    # hooks, LR restarts, max_iters follow phase_schedule (as tools/train.py re-derives them)
     phase_iters, num_phases = 2, 2
-    cfg.custom_hooks[0].update(gamma=2, theta=1, bce_iters=0, phase_iters=phase_iters,
-                               num_phases=num_phases)
+    cfg.phase_schedule.update(gamma=2, theta=1, bce_iters=0, phase_iters=phase_iters,
+                              num_phases=num_phases)
+    derive_phase_settings(cfg)
     cfg.custom_hooks[1].update(
         q_dir=q_dir, dataset=_with_root(cfg.infer_dataset, root), init_q_dir=str(init_q),
         workers=0)
-    cfg.param_scheduler = [
-        dict(type='PhasePolyLR', start_factor=0.1, end_factor=0.0, power=0.9,
-             begin=k * phase_iters, end=(k + 1) * phase_iters) for k in range(num_phases)
-    ]
     max_iters = phase_iters * num_phases
-    cfg.train_cfg.update(max_iters=max_iters, val_interval=max_iters)
+    assert cfg.train_cfg.max_iters == max_iters
+    cfg.train_cfg.update(val_interval=max_iters)
     cfg.default_hooks.logger.interval = 1
     cfg.default_hooks.checkpoint.interval = max_iters
     cfg.randomness = dict(seed=0)

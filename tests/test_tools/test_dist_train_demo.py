@@ -43,12 +43,11 @@ def test_dist_train_runs_the_sbce_demo_config_on_two_cpu_processes(tmp_path):
         f'custom_hooks.1.dataset.data_root={data}',
         f'custom_hooks.1.q_dir={q_dir}',
         f'train_dataloader.dataset.pipeline.1.q_dir={q_dir}',
-        'custom_hooks.0.gamma=2', 'custom_hooks.0.theta=1', 'custom_hooks.0.phase_iters=4',
-        'custom_hooks.0.num_phases=2', 'train_cfg.max_iters=8', 'train_cfg.val_interval=8',
-        'param_scheduler.0.end=4', 'param_scheduler.1.begin=4', 'param_scheduler.1.end=8',
-        'param_scheduler.2.begin=8', 'param_scheduler.2.end=12',
+        # the layout: hooks, LR restarts, max_iters (8) and checkpoints (every 4) follow it
+        'phase_schedule.gamma=2', 'phase_schedule.theta=1', 'phase_schedule.phase_iters=4',
+        'phase_schedule.num_phases=2', 'train_cfg.val_interval=8',
         'train_dataloader.batch_size=2', 'train_dataloader.num_workers=1',
-        'default_hooks.checkpoint.interval=4', 'default_hooks.logger.interval=1',
+        'default_hooks.logger.interval=1',
     ]
     env = dict(os.environ, PORT='29652', PYTHON=sys.executable, CUDA_VISIBLE_DEVICES='')
     res = subprocess.run(
