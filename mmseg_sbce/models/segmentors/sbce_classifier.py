@@ -73,6 +73,9 @@ class SBCEClassifier(BaseSegmentor):
         # prediction has a background channel in front of the C foreground classes
         self.out_channels = self.num_classes + 1
         self.train_cfg = train_cfg
+        if test_cfg and 'max_normalize' in test_cfg:
+            raise ValueError('test_cfg.max_normalize is now called normalize_cam (the name '
+                             'pseudo_cfg and tools/eval_pseudo.py use)')
         self.test_cfg = dict(threshold='adaptive', normalize_cam=False, use_gt_labels=True)
         self.test_cfg.update(test_cfg or {})
         threshold = self.test_cfg['threshold']

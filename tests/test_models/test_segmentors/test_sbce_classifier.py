@@ -155,6 +155,8 @@ def test_fixed_threshold_and_normalize_cam():
         build(test_cfg=dict(threshold='adaptive', normalize_cam=True))
     with pytest.raises(ValueError):
         build(test_cfg=dict(threshold='best'))
+    with pytest.raises(ValueError, match='normalize_cam'):
+        build(test_cfg=dict(threshold=0.5, max_normalize=True))
 
 
 def test_adaptive_uses_mapped_threshold(model):
