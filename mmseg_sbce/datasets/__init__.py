@@ -5,14 +5,12 @@ from .coco_cls import COCO_CLASSES, COCOClsDataset
 from .demo_cls import DemoClsDataset
 from .demo_data import generate_demo_dataset, load_demo_meta
 from .palette import voc_colormap
-from .pipelines import wsss_test_pipeline, wsss_train_pipeline
 from .transforms import *  # noqa: F401,F403
 from .voc_cls import VOCClsDataset
 
 __all__ = [
     'BaseWSSSDataset', 'VOCClsDataset', 'COCOClsDataset', 'DemoClsDataset',
     'COCO_CLASSES', 'generate_demo_dataset', 'load_demo_meta', 'load_cls_labels',
-    'dump_cls_labels', 'labels_from_mask', 'voc_colormap', 'wsss_train_pipeline',
-    'wsss_test_pipeline', 'LoadCheckedImageFromFile', 'LoadQMap', 'PackWSSSInputs',
-    'PHOTOMETRIC_RANDAUG_POLICIES', 'GEOMETRIC_RANDAUG_OPS', 'photometric_randaug'
+    'dump_cls_labels', 'labels_from_mask', 'voc_colormap', 'LoadCheckedImageFromFile',
+    'LoadQMap', 'PackWSSSInputs', 'PHOTOMETRIC_RANDAUG_POLICIES', 'GEOMETRIC_RANDAUG_OPS', 'photometric_randaug'
 ]

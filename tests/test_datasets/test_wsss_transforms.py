@@ -12,8 +12,7 @@ from mmseg.registry import TRANSFORMS
 from PIL import Image
 
 from mmseg_sbce.datasets import (GEOMETRIC_RANDAUG_OPS, PHOTOMETRIC_RANDAUG_POLICIES,
-                                 DemoClsDataset, photometric_randaug,
-                                 wsss_test_pipeline, wsss_train_pipeline)
+                                 DemoClsDataset, photometric_randaug)
 from mmseg_sbce.datasets.transforms import LoadQMap, PackWSSSInputs
 
 
@@ -178,6 +177,29 @@ def test_geometric_randaug_ops_misalign_the_map():
 
 
 # ---------------------------------------------------------------------- pipelines
+# The pipelines are defined once, in the configs: the tests read them from there.
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def config_pipeline(config, key='train_pipeline', q_dir=None, crop_size=None, scale=None):
+    """``key`` of ``configs/{config}`` (a list of transform dicts), with the Q store, the crop
+    size and the base scale of RandomResize replaced where given."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(REPO, 'configs', config))
+    node = cfg
+    for part in key.split('.'):  # e.g. 'infer_dataset.pipeline'
+        node = node[part]
+    pipeline = [t.to_dict() for t in node]
+    for t in pipeline:
+        if t['type'] == 'LoadQMap' and q_dir is not None:
+            t['q_dir'] = q_dir
+        elif t['type'] == 'RandomCrop' and crop_size is not None:
+            t['crop_size'] = (crop_size, crop_size)
+        elif t['type'] == 'RandomResize' and scale is not None:
+            t['scale'] = scale
+    return pipeline
+
+
 def _colour_coded_dataset(tmp_path, demo_root, q_dir):
     """Demo ids whose images are PNGs coloured by the GT label; Q = the GT mask."""
     from mmseg_sbce.datasets.demo_data import load_demo_meta
@@ -201,8 +223,10 @@ def _colour_coded_dataset(tmp_path, demo_root, q_dir):
 def test_train_pipeline_moves_image_and_q_map_together(tmp_path, demo_root):
     q_dir = str(tmp_path / 'q')
     img_dir, lut = _colour_coded_dataset(tmp_path, demo_root, q_dir)
-    pipeline = wsss_train_pipeline(q_dir, crop_size=48, scale=(256, 64),
-                                   ratio_range=(0.5, 2.0), randaug=False)
+    # the demo's SBCE pipeline (no RandAugment; ratio range 0.5-2 as in the VOC one)
+    pipeline = config_pipeline('demo/sbce_demo.py', q_dir=q_dir, crop_size=48,
+                               scale=(256, 64))
+    pipeline[2]['ratio_range'] = (0.5, 2.0)
     assert [t['type'] for t in pipeline] == [
         'LoadCheckedImageFromFile', 'LoadQMap', 'RandomResize', 'RandomCrop', 'RandomFlip',
         'PackWSSSInputs']
@@ -230,8 +254,8 @@ def test_full_train_pipeline_with_randaug(tmp_path, demo_root):
     q_dir = str(tmp_path / 'q')
     ds = DemoClsDataset(
         data_root=demo_root,
-        pipeline=wsss_train_pipeline(q_dir, crop_size=48, scale=(256, 64)))
-    pipeline = wsss_train_pipeline(q_dir)
+        pipeline=config_pipeline('sbce_voc.py', q_dir=q_dir, crop_size=48, scale=(256, 64)))
+    pipeline = config_pipeline('sbce_voc.py', q_dir=q_dir)
     assert pipeline[3] == dict(type='RandomCrop', crop_size=(368, 368), cat_max_ratio=1.0)
     assert pipeline[5]['type'] == 'RandAugment' and pipeline[5]['_scope_'] == 'mmpretrain'
     for i in range(4):
@@ -244,12 +268,14 @@ def test_full_train_pipeline_with_randaug(tmp_path, demo_root):
 
 def test_test_pipeline(demo_root):
     ds = DemoClsDataset(data_root=demo_root, ann_file='ImageSets/Segmentation/val.txt',
-                        pipeline=wsss_test_pipeline())
+                        pipeline=config_pipeline('demo/sbce_demo.py', 'test_pipeline'))
     sample = ds[0]
     gt = sample['data_samples'].gt_sem_seg.data
     mask = np.array(Image.open(ds.get_data_info(0)['seg_map_path']))
     np.testing.assert_array_equal(gt[0].numpy(), mask)
-    assert Compose(wsss_test_pipeline(with_gt=False, scale=(32, 32)))(
+    infer = config_pipeline('demo/sbce_demo.py', 'infer_dataset.pipeline')
+    infer.insert(1, dict(type='Resize', scale=(32, 32), keep_ratio=True))
+    assert Compose(infer)(
         ds.get_data_info(0))['inputs'].shape[1:] == (32, 32)
 
 
