@@ -16,6 +16,7 @@ from mmengine.runner import Runner
 
 import mmseg_sbce  # noqa: F401  (registers the plugin, applies compat fixes)
 from mmseg.registry import RUNNERS
+from mmseg_sbce.engine.optimizers import AMP_DTYPES, amp_optim_wrapper
 from mmseg_sbce.utils import init_cpu_distributed, load_runner_config
 
 
@@ -28,7 +29,15 @@ def parse_args():
         action='store_true',
         help='resume from the latest checkpoint in the work_dir automatically')
     parser.add_argument(
-        '--amp', action='store_true', help='enable automatic-mixed-precision training')
+        '--amp',
+        action='store_true',
+        help='enable automatic-mixed-precision training: AmpOptimWrapper (float16, dynamic '
+        'loss scale) on a GPU, AutocastOptimWrapper (bfloat16) on CPU')
+    parser.add_argument(
+        '--amp-dtype',
+        choices=AMP_DTYPES,
+        help='autocast dtype of --amp (default: float16 on a GPU, bfloat16 on CPU, the only '
+        'one CPU autocast supports)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -51,15 +60,13 @@ def main():
     cfg = load_runner_config(args.config, args.cfg_options, args.launcher, args.work_dir)
 
     if args.amp:
-        if cfg.optim_wrapper.type == 'AmpOptimWrapper':
+        if cfg.optim_wrapper.type in ('AmpOptimWrapper', 'AutocastOptimWrapper'):
             print_log('AMP training is already enabled in your config.', logger='current',
                       level=logging.WARNING)
         else:
-            assert cfg.optim_wrapper.type == 'OptimWrapper', (
-                '`--amp` is only supported with `OptimWrapper`, got '
-                f'{cfg.optim_wrapper.type}.')
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
+            cfg.optim_wrapper = amp_optim_wrapper(cfg.optim_wrapper, args.amp_dtype)
+    elif args.amp_dtype is not None:
+        raise ValueError('--amp-dtype needs --amp')
 
     cfg.resume = args.resume
     if args.launcher == 'pytorch':
