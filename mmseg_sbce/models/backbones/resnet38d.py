@@ -7,13 +7,30 @@ import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from torch import Tensor
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptMultiConfig
+from .utils import FrozenStagesMixin
 
 
-class ResBlock(nn.Module):
+class PreActBlock(nn.Module):
+    """What both ResNet-38d blocks share: the pre-activation BN + ReLU of the input, which
+    feeds the residual branch and, when the shape changes, a 1x1 projection shortcut."""
+
+    def _add_projection(self, in_channels: int, out_channels: int, stride: int) -> None:
+        """Create the projection ``conv_branch1`` if the shape changes (call it last in
+        ``__init__``: parameters are created, and initialised, in the reference's order)."""
+        if not self.same_shape:
+            self.conv_branch1 = nn.Conv2d(
+                in_channels, out_channels, 1, stride=stride, bias=False)
+
+    def _preact(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        """The activated input and the shortcut."""
+        act = F.relu(self.bn_branch2a(x))
+        return act, x if self.same_shape else self.conv_branch1(act)
+
+
+class ResBlock(PreActBlock):
     """Pre-activation residual block with two 3x3 convolutions (stages b2-b5).
 
     ``x -> BN -> ReLU -> (shortcut) + conv3x3(stride) -> BN -> ReLU -> conv3x3``. The
@@ -58,21 +75,18 @@ class ResBlock(nn.Module):
         self.bn_branch2b1 = build_norm_layer(norm_cfg, mid_channels)[1]
         self.conv_branch2b1 = nn.Conv2d(
             mid_channels, out_channels, 3, padding=dilation, dilation=dilation, bias=False)
-        if not self.same_shape:
-            self.conv_branch1 = nn.Conv2d(
-                in_channels, out_channels, 1, stride=stride, bias=False)
+        self._add_projection(in_channels, out_channels, stride)
 
     def forward(self, x: Tensor) -> Tensor:
         """Forward function."""
-        act = F.relu(self.bn_branch2a(x))
-        shortcut = x if self.same_shape else self.conv_branch1(act)
+        act, shortcut = self._preact(x)
         out = self.conv_branch2a(act)
         out = F.relu(self.bn_branch2b1(out))
         out = self.conv_branch2b1(out)
         return shortcut + out
 
 
-class BottleneckBlock(nn.Module):
+class BottleneckBlock(PreActBlock):
     """Pre-activation bottleneck block 1x1-3x3-1x1 with dropout (stages b6, b7).
 
     Widths are ``(out / 4, out / 2, out)``: (512, 1024, 2048) for b6 and
@@ -106,14 +120,11 @@ class BottleneckBlock(nn.Module):
         self.bn_branch2b2 = build_norm_layer(norm_cfg, half)[1]
         self.dropout_2b2 = nn.Dropout2d(dropout)
         self.conv_branch2b2 = nn.Conv2d(half, out_channels, 1, bias=False)
-        if not self.same_shape:
-            self.conv_branch1 = nn.Conv2d(
-                in_channels, out_channels, 1, stride=stride, bias=False)
+        self._add_projection(in_channels, out_channels, stride)
 
     def forward(self, x: Tensor) -> Tensor:
         """Forward function."""
-        act = F.relu(self.bn_branch2a(x))
-        shortcut = x if self.same_shape else self.conv_branch1(act)
+        act, shortcut = self._preact(x)
         out = self.conv_branch2a(act)
         out = self.dropout_2b1(F.relu(self.bn_branch2b1(out)))
         out = self.conv_branch2b1(out)
@@ -123,7 +134,7 @@ class BottleneckBlock(nn.Module):
 
 
 @MODELS.register_module()
-class ResNet38d(BaseModule):
+class ResNet38d(FrozenStagesMixin, BaseModule):
     """Wide ResNet-38 with output stride 8, as used by PSA, SEAM, EDAM and Spatial-BCE.
 
     Layout (full width, channels in brackets)::
@@ -275,13 +286,3 @@ class ResNet38d(BaseModule):
             if stage in self.out_indices:
                 outs.append(x)
         return tuple(outs)
-
-    def train(self, mode: bool = True) -> 'ResNet38d':
-        """Set train mode while keeping frozen stages and (optionally) BN in eval mode."""
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
-        return self

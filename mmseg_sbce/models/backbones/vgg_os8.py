@@ -29,9 +29,9 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmseg.registry import MODELS
+from .utils import FrozenStagesMixin
 
 VGG16_STAGE_BLOCKS: Tuple[int, ...] = (2, 2, 3, 3, 3)
 """Convolutions per stage of VGG16."""
@@ -54,7 +54,7 @@ def _stage_channels(base_channels: int) -> Tuple[int, ...]:
 
 
 @MODELS.register_module()
-class VGG16OS8(BaseModule):
+class VGG16OS8(FrozenStagesMixin, BaseModule):
     """VGG16 backbone with output stride 8 (DeepLab-LargeFOV style).
 
     Args:
@@ -172,16 +172,6 @@ class VGG16OS8(BaseModule):
             stage.eval()
             for param in stage.parameters():
                 param.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'VGG16OS8':
-        """Set train mode, keeping frozen stages (and norms with ``norm_eval``) in eval."""
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
 
 
 # ------------------------------------------------------------------ weight conversion
