@@ -55,6 +55,9 @@ class SBCEHead(BaseModule):
     ``gt_sem_seg``, the Q map (0 background, ``1..C`` classes, ``ignore_index`` unknown).
     The target fraction of class ``c`` is ``count(map == c + 1) / count(map != ignore)``,
     counted at the map's own resolution (:func:`mmseg_sbce.models.losses.target_fractions`).
+    The padding the data preprocessor adds to a small crop is 255 in the Q map, so the target
+    skips it; the predicted fraction of the KL term, the percentile and ``frac_gap`` skip it
+    too, using only the logit cells that lie on the image (:meth:`get_valid_pixels`).
     A sample whose map is all ``ignore_index`` (or that has no ``gt_sem_seg``) has no Q:
 
     - it is excluded from the KL term;
@@ -259,7 +262,9 @@ class SBCEHead(BaseModule):
         detach_thr = self.train_mode == 'sbce-threshold' and self.detach_thr_feats
         outputs = self._forward_feats(feats, detach_thr=detach_thr)
         labels, fractions, valid = self.get_targets(batch_data_samples, feats.device)
-        losses = self.loss_by_feat(outputs, labels, fractions, valid)
+        valid_pixels = self.get_valid_pixels(batch_data_samples, outputs[0].shape[2:],
+                                             feats.device)
+        losses = self.loss_by_feat(outputs, labels, fractions, valid, valid_pixels)
         if self.touch_idle_params:
             # Zero-weighted term: every trainable head parameter and the backbone (via the
             # features) get a zero gradient even when idle in this mode; see class doc.
@@ -274,8 +279,12 @@ class SBCEHead(BaseModule):
             losses[main_key] = losses[main_key] + touch
         return losses
 
-    def loss_by_feat(self, outputs: Tuple[Tensor, Tensor], labels: Tensor,
-                     fractions: Tensor, valid: Tensor) -> Dict[str, Tensor]:
+    def loss_by_feat(self,
+                     outputs: Tuple[Tensor, Tensor],
+                     labels: Tensor,
+                     fractions: Tensor,
+                     valid: Tensor,
+                     valid_pixels: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Compute the losses of the current mode from the head outputs.
 
         Args:
@@ -284,6 +293,8 @@ class SBCEHead(BaseModule):
             labels (Tensor): ``[B, C]`` multi-hot.
             fractions (Tensor): ``[B, C]`` target fractions.
             valid (Tensor): ``[B]`` bool, the sample has a Q map.
+            valid_pixels (Tensor, optional): bool ``[B, h, w]``, the logit cells on the
+                image (see :meth:`get_valid_pixels`); None when no sample is padded.
 
         Returns:
             dict[str, Tensor]: losses and diagnostics (see :meth:`loss`).
@@ -296,7 +307,7 @@ class SBCEHead(BaseModule):
         if self.train_mode == 'bce':
             gap_logits = cls_logits.mean(dim=(2, 3))
             losses[self.loss_bce.loss_name] = self.loss_bce(gap_logits, labels)
-            losses['frac_gap'] = self._frac_gap(cls_logits, fractions, with_q)
+            losses['frac_gap'] = self._frac_gap(cls_logits, fractions, with_q, valid_pixels)
         else:
             scaled = cls_logits * self.logit_scale.view(1, -1, 1, 1)
             if self.train_mode == 'sbce-classifier':
@@ -304,7 +315,7 @@ class SBCEHead(BaseModule):
                 # increasing sigmoid) and the loss works with threshold logits: saturated
                 # probabilities would make t = 1 and put every pixel below it.
                 thr_logit = percentile_threshold(scaled, fractions, mask=with_q,
-                                                 fill_value=0.)
+                                                 fill_value=0., valid_pixels=valid_pixels)
                 # Positive classes without a Q map carry no threshold: drop their terms.
                 weight = (~(positive & ~valid[:, None])).to(scaled.dtype)
                 loss_sbce = self.loss_sbce(scaled, labels, thr_logit, weight=weight)
@@ -319,20 +330,71 @@ class SBCEHead(BaseModule):
                 used = positive
             thr = thr_logit.sigmoid()
             losses[self.loss_sbce.loss_name] = loss_sbce
-            losses[self.loss_kl.loss_name] = self.loss_kl(scaled, labels, fractions, valid)
+            losses[self.loss_kl.loss_name] = self.loss_kl(
+                scaled, labels, fractions, valid, valid_pixels=valid_pixels)
             losses['mean_thr'] = _masked_mean(thr.detach(), used)
-            losses['frac_gap'] = self._frac_gap(scaled, fractions, with_q)
+            losses['frac_gap'] = self._frac_gap(scaled, fractions, with_q, valid_pixels)
         losses['mean_scale'] = self.logit_scale.detach().mean()
         return losses
 
     @staticmethod
-    def _frac_gap(logits: Tensor, fractions: Tensor, mask: Tensor) -> Tensor:
-        """Mean ``|mean_hw(sigmoid(logits)) - target|`` over the masked maps (0 if none)."""
+    def _frac_gap(logits: Tensor, fractions: Tensor, mask: Tensor,
+                  valid_pixels: Optional[Tensor] = None) -> Tensor:
+        """Mean ``|predicted fraction - target|`` over the masked maps (0 if none); the
+        predicted fraction is the mean of ``sigmoid(logits)`` over the valid pixels."""
         with torch.no_grad():
             if not mask.any():
                 return logits.new_zeros(())
-            pred = logits[mask].sigmoid().mean(dim=(1, 2))
+            if valid_pixels is None:
+                pred = logits[mask].sigmoid().mean(dim=(1, 2))
+            else:
+                pix = valid_pixels.to(logits.dtype)[:, None].expand_as(logits)[mask]
+                pred = (logits[mask].sigmoid() * pix).sum(dim=(1, 2)) / pix.sum(dim=(1, 2))
             return (pred - fractions[mask].to(pred)).abs().mean()
+
+    @staticmethod
+    def get_valid_pixels(batch_data_samples: SampleList, size: Sequence[int],
+                         device: torch.device) -> Optional[Tensor]:
+        """The logit cells of each sample that lie entirely on the image, not on padding.
+
+        mmseg's data preprocessor pads every training crop to one size (image with
+        ``pad_val``, Q map with ``seg_pad_val = 255``) and records, per sample,
+        ``img_shape`` (the crop before padding) and ``padding_size = (left, right, top,
+        bottom)`` (``mmseg.utils.stack_batch``). The target fraction already skips the
+        padding (255 is ignored); this mask lets the predicted fraction and the percentile
+        skip it too.
+
+        Rule (conservative): the ``h x w`` logit grid spans the padded input ``H x W``, cell
+        ``i`` covering input rows ``[i H / h, (i + 1) H / h)``. A cell is valid when its span
+        lies entirely inside the image, i.e. rows ``ceil(top h / H) <= i <
+        floor((top + img_h) h / H)`` (columns alike), so no cell that sees padding counts;
+        at least one cell per sample is kept (an image smaller than one cell).
+
+        Args:
+            batch_data_samples (list[SegDataSample]): samples after the data preprocessor.
+            size (Sequence[int]): ``(h, w)`` of the logit maps.
+            device (torch.device): device of the mask.
+
+        Returns:
+            Tensor, optional: bool ``[B, h, w]``; None when no sample is padded (or the
+            samples carry no ``padding_size``), which means every cell is valid.
+        """
+        h, w = size
+        paddings = [s.metainfo.get('padding_size', None) for s in batch_data_samples]
+        if all(p is None or not any(p) for p in paddings):
+            return None
+        mask = torch.zeros(len(batch_data_samples), h, w, dtype=torch.bool, device=device)
+        for i, (sample, pad) in enumerate(zip(batch_data_samples, paddings)):
+            if pad is None or not any(pad):
+                mask[i] = True
+                continue
+            left, right, top, bottom = (int(v) for v in pad)
+            img_h, img_w = (int(v) for v in sample.metainfo['img_shape'][:2])
+            pad_h, pad_w = top + img_h + bottom, left + img_w + right
+            y0, y1 = _inner_cells(top, img_h, pad_h, h)
+            x0, x1 = _inner_cells(left, img_w, pad_w, w)
+            mask[i, y0:y1, x0:x1] = True
+        return mask
 
     # ------------------------------------------------------------------------ predict
     def predict(self, inputs: Union[Tensor, Sequence[Tensor]], batch_img_metas: List[dict],
@@ -369,6 +431,15 @@ class SBCEHead(BaseModule):
             cls_logits, size=size, mode='bilinear', align_corners=self.align_corners)
         thr = map_threshold(thr_logits, self.logit_scale, from_logits=True)
         return seg_logits, thr
+
+
+def _inner_cells(start: int, length: int, padded: int, cells: int) -> Tuple[int, int]:
+    """Cells ``[first, end)`` of a ``cells``-long grid over ``padded`` input pixels whose
+    span lies inside pixels ``[start, start + length)``; at least one cell."""
+    first = -(-start * cells // padded)  # ceil
+    end = (start + length) * cells // padded  # floor
+    first = min(first, cells - 1)
+    return first, max(end, first + 1)
 
 
 def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:

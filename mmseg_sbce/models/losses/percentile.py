@@ -28,7 +28,8 @@ def percentile_index(fraction: Tensor, num_pixels: int) -> Tensor:
 def percentile_threshold(probs: Tensor,
                          fraction: Tensor,
                          mask: Optional[Tensor] = None,
-                         fill_value: float = 0.5) -> Tensor:
+                         fill_value: float = 0.5,
+                         valid_pixels: Optional[Tensor] = None) -> Tensor:
     """Value of each probability map at its target foreground fraction.
 
     For map ``(b, c)`` with ``N = H * W`` pixels this is the value at index
@@ -53,6 +54,9 @@ def percentile_threshold(probs: Tensor,
         mask (Tensor, optional): bool ``[B, C]``; only these maps are computed (e.g. the
             positive classes of samples that have a Q map). Defaults to all maps.
         fill_value (float): value returned for maps outside ``mask``.
+        valid_pixels (Tensor, optional): bool ``[B, H, W]``, the pixels of each sample that
+            lie on the image (not on padding). Given, the selection of map ``(b, c)`` is
+            over its valid pixels only and ``N`` is their number. Defaults to all pixels.
 
     Returns:
         Tensor: detached thresholds ``[B, C]``, same dtype as ``probs``.
@@ -70,16 +74,46 @@ def percentile_threshold(probs: Tensor,
         rows = rows[mask.reshape(-1).to(torch.bool)]
     if rows.numel() == 0:
         return out.view(B, C)
-    # Position in ASCENDING order of the (idx + 1)-th largest value.
-    pos = (num_pixels - 1 - percentile_index(fraction.reshape(-1)[rows], num_pixels)).tolist()
     row_list = rows.tolist()
+    if valid_pixels is None:
+        # Position in ASCENDING order of the (idx + 1)-th largest value.
+        pos = (num_pixels - 1 -
+               percentile_index(fraction.reshape(-1)[rows], num_pixels)).tolist()
+        keep = None
+    else:
+        keep = valid_pixel_rows(valid_pixels, B, H, W)
+        counts = keep.sum(1).tolist()
+        frac_rows = fraction.reshape(-1)[rows]
+        pos = [counts[r // C] - 1 - int(percentile_index(f, counts[r // C]))
+               for r, f in zip(row_list, frac_rows)]
     if flat.device.type == 'cpu':
         # numpy has no bfloat16; float32 holds every bf16/fp16 value exactly.
         arr = (flat if flat.dtype in (torch.float32, torch.float64) else flat.float()).numpy()
-        vals = [np.partition(arr[r], k)[k] for r, k in zip(row_list, pos)]
+        if keep is None:
+            vals = [np.partition(arr[r], k)[k] for r, k in zip(row_list, pos)]
+        else:
+            keep_np = keep.cpu().numpy()
+            vals = [np.partition(arr[r][keep_np[r // C]], k)[k] for r, k in zip(row_list, pos)]
         values = torch.from_numpy(np.asarray(vals, dtype=arr.dtype)).to(flat.dtype)
     else:
-        values = torch.stack(
-            [torch.kthvalue(flat[r], k + 1).values for r, k in zip(row_list, pos)])
+        values = torch.stack([
+            torch.kthvalue(flat[r] if keep is None else flat[r][keep[r // C]], k + 1).values
+            for r, k in zip(row_list, pos)
+        ])
     out[rows] = values
     return out.view(B, C)
+
+
+def valid_pixel_rows(valid_pixels: Tensor, B: int, H: int, W: int) -> Tensor:
+    """Check a valid-pixel mask ``[B, H, W]`` (or ``[B, 1, H, W]``); return bool ``[B, H * W]``.
+
+    Raises:
+        ValueError: on a wrong shape, or a sample without any valid pixel.
+    """
+    if valid_pixels.shape not in ((B, H, W), (B, 1, H, W)):
+        raise ValueError(f'valid_pixels must be [B, H, W] = {(B, H, W)}, got '
+                         f'{tuple(valid_pixels.shape)}')
+    keep = valid_pixels.reshape(B, H * W).to(torch.bool)
+    if not keep.any(1).all():
+        raise ValueError('valid_pixels has a sample without any valid pixel')
+    return keep

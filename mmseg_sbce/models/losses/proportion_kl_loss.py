@@ -7,6 +7,7 @@ from torch import Tensor
 
 from mmseg.registry import MODELS
 from .base_loss import BaseLoss, upcast_half
+from .percentile import valid_pixel_rows
 
 
 def binary_kl(pred: Tensor, target: Tensor, eps: float = 1e-8) -> Tensor:
@@ -36,7 +37,8 @@ def proportion_kl_loss(logits: Tensor,
                        labels: Tensor,
                        target_fraction: Tensor,
                        valid: Optional[Tensor] = None,
-                       eps: float = 1e-8) -> Tensor:
+                       eps: float = 1e-8,
+                       valid_pixels: Optional[Tensor] = None) -> Tensor:
     """KL between predicted and target foreground fractions of the positive classes.
 
     The predicted fraction of map ``(b, c)`` is ``P = mean_hw(sigmoid(logits))`` (the
@@ -55,6 +57,9 @@ def proportion_kl_loss(logits: Tensor,
         valid (Tensor, optional): bool ``[B]`` (per sample) or ``[B, C]`` (per map);
             excluded pairs (e.g. samples without a Q map) do not count at all.
         eps (float): lower clamp inside the logs.
+        valid_pixels (Tensor, optional): bool ``[B, H, W]``, the pixels of each sample that
+            lie on the image; given, ``P`` is the mean over those pixels only (padding is
+            not part of the image whose fraction ``Q`` describes).
 
     Returns:
         Tensor: scalar loss, float32 for half-precision logits.
@@ -75,7 +80,12 @@ def proportion_kl_loss(logits: Tensor,
         mask = mask & valid
     logits = upcast_half(logits)
     mask = mask.to(logits.dtype)
-    pred = logits.sigmoid().mean(dim=(2, 3))
+    if valid_pixels is None:
+        pred = logits.sigmoid().mean(dim=(2, 3))
+    else:
+        H, W = logits.shape[2:]
+        pix = valid_pixel_rows(valid_pixels, B, H, W).to(logits.dtype).view(B, 1, H, W)
+        pred = (logits.sigmoid() * pix).sum(dim=(2, 3)) / pix.sum(dim=(2, 3))
     kl = binary_kl(pred, target_fraction, eps) * mask
     # No positive pair: 0 / 1 keeps the graph (zero gradients) instead of 0 / 0.
     return kl.sum() / mask.sum().clamp(min=1)
@@ -99,7 +109,9 @@ class ProportionKLLoss(BaseLoss):
         self.eps = eps
 
     def forward(self, logits: Tensor, labels: Tensor, target_fraction: Tensor,
-                valid: Optional[Tensor] = None) -> Tensor:
+                valid: Optional[Tensor] = None,
+                valid_pixels: Optional[Tensor] = None) -> Tensor:
         """Compute the loss; see :func:`proportion_kl_loss` for the arguments."""
         return self.loss_weight * proportion_kl_loss(
-            logits, labels, target_fraction, valid=valid, eps=self.eps)
+            logits, labels, target_fraction, valid=valid, eps=self.eps,
+            valid_pixels=valid_pixels)

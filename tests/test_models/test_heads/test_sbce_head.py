@@ -330,3 +330,65 @@ def test_threshold_sub_phase_uses_side_mean_by_hand():
     all_terms = (below(0.1) + above(0.7) + below(0.3) + above(0.9) - math.log(0.8) -
                  math.log(0.5)) / 6
     assert abs(expected - all_terms) > 0.1  # the two reductions are far apart here
+
+
+def padded_sample(labels, seg, img_shape, padding_size):
+    s = sample(labels, seg)
+    s.set_metainfo(dict(img_shape=img_shape, padding_size=padding_size))
+    return s
+
+
+def test_valid_pixels_rule_by_hand():
+    """A 20 x 12 crop padded to 32 x 24 (bottom 12, right 12), logits at stride 8 (4 x 3):
+    rows 0-1 lie on the image (row 2 spans input rows 16-24, partly padding), column 0."""
+    seg = torch.zeros(32, 24, dtype=torch.long)
+    padded = padded_sample([1, 0, 0], seg, (20, 12), (0, 12, 0, 12))
+    whole = padded_sample([1, 0, 0], seg, (32, 24), (0, 0, 0, 0))
+    mask = SBCEHead.get_valid_pixels([padded, whole], (4, 3), torch.device('cpu'))
+    expected = torch.zeros(4, 3, dtype=torch.bool)
+    expected[:2, :1] = True
+    assert torch.equal(mask[0], expected) and mask[1].all()
+    # No sample padded (or no padding recorded): None, every cell counts.
+    assert SBCEHead.get_valid_pixels([whole, sample([1, 0, 0], seg)], (4, 3), 'cpu') is None
+    # An image smaller than one cell keeps one cell.
+    tiny = padded_sample([1, 0, 0], seg, (3, 3), (0, 21, 0, 29))
+    assert SBCEHead.get_valid_pixels([tiny], (4, 3), 'cpu').sum() == 1
+
+
+def test_padded_crop_has_the_targets_of_the_unpadded_crop():
+    """A 16 x 16 crop (2 x 2 logit cells at stride 8) and the same crop padded to 32 x 32
+    (4 x 4 cells, the padding's cells at logit 5): same KL predicted fraction, same
+    percentile threshold, same frac_gap. By hand, with scale 1 and target fraction 1/4 for
+    class 0: the threshold is the 2nd largest of [1, 3, -2, 0.5] (index floor(4 / 4) = 1),
+    i.e. 1; counting the padding it would be 5 (index 4 of 16 values, 12 of them 5)."""
+    head = make_head()
+    with torch.no_grad():
+        head.T.zero_()
+    crop = torch.tensor([[1., 3.], [-2., 0.5]])
+    small = torch.zeros(1, C, 2, 2)
+    small[0, 0] = crop
+    big = torch.full((1, C, 4, 4), 5.)
+    big[0, :, :2, :2] = small[0]
+    seg = torch.zeros(16, 16, dtype=torch.long)
+    seg[:8, :8] = 1  # class 0: 64 / 256
+    seg_pad = torch.full((32, 32), 255)
+    seg_pad[:16, :16] = seg
+    unpadded = padded_sample([1, 0, 0], seg, (16, 16), (0, 0, 0, 0))
+    padded = padded_sample([1, 0, 0], seg_pad, (16, 16), (0, 16, 0, 16))
+
+    def losses_for(logits, data_sample):
+        head._forward_feats = lambda feats, detach_thr=False: (logits, torch.zeros(1, C))
+        return head.loss([torch.zeros(1, IN, 1, 1)], [data_sample])
+
+    head.set_train_mode('sbce-classifier')
+    ref, out = losses_for(small, unpadded), losses_for(big, padded)
+    assert ref['mean_thr'].item() == pytest.approx(1 / (1 + math.exp(-1.0)))
+    assert out['mean_thr'].item() == ref['mean_thr'].item()
+    p = torch.sigmoid(crop).mean().item()
+    expected_kl = p * math.log(p / 0.25) + (1 - p) * math.log((1 - p) / 0.75)
+    assert ref['loss_kl'].item() == pytest.approx(expected_kl, rel=1e-5)
+    torch.testing.assert_close(out['loss_kl'], ref['loss_kl'])
+    torch.testing.assert_close(out['frac_gap'], ref['frac_gap'])
+    head.set_train_mode('bce')
+    torch.testing.assert_close(losses_for(big, padded)['frac_gap'],
+                               losses_for(small, unpadded)['frac_gap'])

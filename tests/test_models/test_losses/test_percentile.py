@@ -65,3 +65,19 @@ def test_bad_shapes():
         percentile_threshold(torch.rand(3, 4, 4), torch.rand(3, 4))
     with pytest.raises(ValueError):
         percentile_threshold(torch.rand(2, 3, 4, 4), torch.rand(3, 2))
+
+
+def test_valid_pixels_select_over_the_image_only():
+    torch.manual_seed(2)
+    probs = torch.rand(2, 3, 5, 6)
+    fraction = torch.rand(2, 3)
+    valid = torch.zeros(2, 5, 6, dtype=torch.bool)
+    valid[0, :3, :4] = True  # sample 0: a 3 x 4 crop padded at the bottom and right
+    valid[1] = True
+    out = percentile_threshold(probs, fraction, valid_pixels=valid)
+    torch.testing.assert_close(out[:1], reference(probs[:1, :, :3, :4], fraction[:1]))
+    torch.testing.assert_close(out[1:], reference(probs[1:], fraction[1:]))
+    with pytest.raises(ValueError, match='valid_pixels must be'):
+        percentile_threshold(probs, fraction, valid_pixels=valid[:, :4])
+    with pytest.raises(ValueError, match='without any valid pixel'):
+        percentile_threshold(probs, fraction, valid_pixels=torch.zeros_like(valid))

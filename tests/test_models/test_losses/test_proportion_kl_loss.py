@@ -84,3 +84,13 @@ def test_module_api_and_errors():
         proportion_kl_loss(logits, torch.ones(1, 1), torch.ones(1, 2))
     with pytest.raises(ValueError):
         proportion_kl_loss(logits, torch.ones(1, 1), torch.ones(1, 1), valid=torch.ones(3))
+
+
+def test_valid_pixels_predicted_fraction_is_mean_over_the_image():
+    logits = const_logits([[0.2, 0.6]])  # [1, 2, 2, 2]
+    logits[0, :, 1, :] = 10.  # the bottom row is padding
+    valid = torch.tensor([[[True, True], [False, False]]])
+    labels = torch.tensor([[1., 1.]])
+    target = torch.tensor([[0.25, 0.5]])
+    loss = proportion_kl_loss(logits, labels, target, valid_pixels=valid)
+    assert loss.item() == pytest.approx((kl(0.2, 0.25) + kl(0.6, 0.5)) / 2, rel=1e-6)
