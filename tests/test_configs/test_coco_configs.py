@@ -298,7 +298,8 @@ def test_sbce_coco_trains_on_a_runner(tmp_path, one_thread):
     current = osp.realpath(osp.join(q_dir, 'current'))
     assert current == osp.realpath(osp.join(q_dir, 'phase_2'))
     manifest = json.load(open(osp.join(current, 'manifest.json')))
-    assert manifest['images'] == NUM_TRAIN and manifest['pseudo_cfg']['flip'] is True
+    assert manifest['counts']['total'] == NUM_TRAIN
+    assert manifest['identity']['pseudo_cfg']['flip'] is True
     for img_id, labels in ids['train'].items():
         q = np.array(Image.open(osp.join(current, f'{img_id}.png')))
         assert q.shape == (SIZE, SIZE)

@@ -69,7 +69,8 @@ def test_dist_train_runs_the_sbce_demo_config_on_two_cpu_processes(tmp_path):
         store = osp.join(q_dir, f'phase_{phase}')
         with open(osp.join(store, 'manifest.json')) as f:
             manifest = json.load(f)
-        assert manifest['phase'] == phase and manifest['images'] == len(train_ids)
+        assert manifest['run']['phase'] == phase
+        assert manifest['counts']['total'] == len(train_ids)
         assert sorted(osp.splitext(p)[0] for p in os.listdir(store)
                       if p.endswith('.png')) == train_ids
         for img_id in train_ids:
@@ -77,9 +78,9 @@ def test_dist_train_runs_the_sbce_demo_config_on_two_cpu_processes(tmp_path):
             assert q.ndim == 2 and set(np.unique(q)) <= set(range(7)) | {255}
     # the phase-1 Q is the initial one (CAM threshold), the phase-2 Q comes from eq. 9
     with open(osp.join(q_dir, 'phase_1', 'manifest.json')) as f:
-        assert json.load(f)['pseudo_cfg']['threshold'] == 0.3
+        assert json.load(f)['identity']['pseudo_cfg']['threshold'] == 0.3
     with open(osp.join(q_dir, 'phase_2', 'manifest.json')) as f:
-        assert json.load(f)['pseudo_cfg']['threshold'] == 'adaptive'
+        assert json.load(f)['identity']['pseudo_cfg']['threshold'] == 'adaptive'
     assert os.readlink(osp.join(q_dir, 'current')) == osp.abspath(
         osp.join(q_dir, 'phase_2'))
 

@@ -34,7 +34,7 @@ model = dict(
                            size=(48, 48)),
     backbone=dict(type='TinyCNN', channels=(32, 32, 64, 96, 96)),
     decode_head=dict(type='SBCEHead', in_channels=96, num_classes=4, logit_scale_init=0.4),
-    test_cfg=dict(threshold=0.3, max_normalize=True))
+    test_cfg=dict(threshold=0.3, normalize_cam=True))
 train_dataloader = dict(
     batch_size=4, num_workers=0,
     sampler=dict(type='InfiniteSampler', shuffle=True, seed=0),
