@@ -3,18 +3,14 @@
 from typing import Dict, List, Optional, Union
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from mmseg.registry import HOOKS
 from mmseg_sbce.models.heads.sbce_head import TRAIN_MODES
+from ...utils.parallel import unwrap_model as unwrap
 from ..phase_schedule import PhaseSchedule
 
 #: The number logged as ``train/sub_phase`` for each training mode (its index in TRAIN_MODES).
 SUB_PHASE_CODES = {mode: code for code, mode in enumerate(TRAIN_MODES)}
-
-
-def unwrap(model):
-    return model.module if is_model_wrapper(model) else model
 
 
 @HOOKS.register_module()
