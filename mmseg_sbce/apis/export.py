@@ -57,8 +57,6 @@ def _process_job(job: tuple) -> tuple:
     return img_id, True, None, time.perf_counter() - start
 
 
-
-
 def _img_id(info: dict, index: int) -> str:
     if info.get('img_id') is not None:
         return str(info['img_id'])
