@@ -27,7 +27,7 @@ class PhaseSwitchHook(Hook):
     term over every parameter, so DDP's gradient sync sees all of them every iteration and
     ``find_unused_parameters`` stays off.
 
-    Before anything runs it checks that ``train_cfg.max_iters``, every schedule-driven
+    Before training starts it checks that ``train_cfg.max_iters``, every schedule-driven
     parameter scheduler (``PhaseSchedulePolyLR``) and every other hook with a phase schedule
     (``QUpdateHook``) agree with its own schedule, and fails naming the keys that differ: a
     ``--cfg-options`` override of one copy cannot update the others (``tools/train.py``
@@ -43,7 +43,10 @@ class PhaseSwitchHook(Hook):
         self.schedule = PhaseSchedule.build(schedule)
         self._mode: Optional[str] = None
 
-    def before_run(self, runner) -> None:
+    def check_consistency(self, runner) -> None:
+        """Raise if :meth:`disagreements` finds anything. Called in ``before_train``, not
+        ``before_run``: ``runner.max_iters`` builds the train loop (and its data set), which a
+        ``runner.test()`` / ``runner.val()`` of the same config must not need."""
         problems = self.disagreements(runner)
         if problems:
             raise ValueError('the phase schedule is not the same everywhere (set every copy '
@@ -76,6 +79,7 @@ class PhaseSwitchHook(Hook):
         return problems
 
     def before_train(self, runner) -> None:
+        self.check_consistency(runner)
         model = unwrap(runner.model)
         if not hasattr(model, 'set_train_mode'):
             raise TypeError(f'{type(model).__name__} has no set_train_mode(); '

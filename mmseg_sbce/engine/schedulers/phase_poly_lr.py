@@ -150,6 +150,18 @@ class PhaseSchedulePolyParamScheduler(_ParamScheduler):
             by_epoch=by_epoch,
             verbose=verbose)
 
+    def state_dict(self) -> dict:
+        """mmengine's state with the layout as a plain dict: checkpoints hold only builtin
+        types, which torch's ``weights_only`` loader (the default since torch 2.6) accepts."""
+        state = super().state_dict()
+        state['phase_schedule'] = self.phase_schedule.to_dict()
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = dict(state_dict)
+        state['phase_schedule'] = PhaseSchedule.build(state['phase_schedule'])
+        super().load_state_dict(state)
+
     def factors_of(self, phase: int) -> FactorPair:
         """(start, end) factors of ``phase`` (0 = BCE baseline)."""
         return self.factors[min(phase, len(self.factors) - 1)]

@@ -111,3 +111,28 @@ def test_phase_schedule_poly_lr_rejects_bad_factors():
         PhaseSchedulePolyLR(opt, schedule=layout, phase_factors=[(0.1, -1.0)])
     with pytest.raises(ValueError, match='unknown phase schedule keys'):
         PhaseSchedulePolyLR(opt, schedule=dict(layout, phase_len=4))
+
+
+def test_phase_schedule_poly_lr_state_loads_with_weights_only(tmp_path):
+    """The scheduler's state holds builtin types only, so a checkpoint loads with torch's
+    default ``weights_only=True`` (a PhaseSchedule object in it was refused), and it
+    restores the same layout."""
+    import torch
+
+    from mmseg_sbce.engine.schedulers.phase_poly_lr import PhaseSchedulePolyLR
+    layout = dict(gamma=2, theta=1, bce_iters=2, phase_iters=4, num_phases=2)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    sched = PhaseSchedulePolyLR(opt, schedule=layout, phase_factors=[(0.1, 0.0)])
+    for _ in range(3):
+        opt.step()
+        sched.step()
+    path = tmp_path / 'sched.pth'
+    torch.save(dict(param_schedulers=[sched.state_dict()]), path)
+    state = torch.load(path, weights_only=True)['param_schedulers'][0]
+    assert state['phase_schedule'] == layout
+    opt2 = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    restored = PhaseSchedulePolyLR(opt2, schedule=layout, phase_factors=[(0.1, 0.0)])
+    restored.load_state_dict(state)
+    assert restored.phase_schedule == sched.phase_schedule
+    assert restored.last_step == sched.last_step
+    assert restored._get_value() == sched._get_value()
