@@ -36,62 +36,27 @@ import json
 import multiprocessing
 import os
 import os.path as osp
-import warnings
 from dataclasses import dataclass, field
-from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
-                    Tuple)
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
 import numpy as np
 
-from ...utils.io import IGNORE_INDEX, TEMP_SUFFIX, atomic_write, write_text_atomic
-from ..coco_cls import COCO_CLASSES as COCO_CLS_NAMES
+from ...utils.io import TEMP_SUFFIX, atomic_write, write_text_atomic
+# The json and mask halves live in their own modules; their public names stay importable
+# from here (the converter's one entry point).
+from .coco_json import (BACKGROUND_INDEX, CATEGORY_TO_CLASS, COCO_CATEGORY_IDS,
+                        COCO_CLASSES, SPLIT_DIRS, AnnRecord, CocoFormatError,
+                        index_instances, load_instances)
+from .coco_masks import ImageProblem, annotation_to_rle, build_label_map, image_labels
 
-COCO_CATEGORY_IDS: Tuple[int, ...] = (
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
-    27, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51,
-    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77,
-    78, 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90)
-"""The 80 COCO 2014 category ids, sorted; position i (0-based) is class id i + 1."""
+__all__ = [
+    'AnnRecord', 'BACKGROUND_INDEX', 'CATEGORY_TO_CLASS', 'COCO_CATEGORY_IDS', 'COCO_CLASSES',
+    'CocoFormatError', 'ImageProblem', 'ImageResult', 'ImageTask', 'SPLIT_DIRS',
+    'SplitReport', 'annotation_to_rle', 'build_label_map', 'convert_coco2014',
+    'convert_image', 'convert_split', 'image_labels', 'index_instances',
+    'link_image_folder', 'load_instances', 'remove_stale_temporaries', 'write_png_atomic'
+]
 
-# The data set's METAINFO is the single definition of the class names.
-COCO_CLASSES: Tuple[str, ...] = tuple(COCO_CLS_NAMES)
-"""The 80 foreground class names in class-id order (class id 1 is ``'person'``)."""
-
-CATEGORY_TO_CLASS: Dict[int, int] = {
-    cat_id: index + 1 for index, cat_id in enumerate(COCO_CATEGORY_IDS)}
-"""COCO category id -> contiguous class id in 1..80."""
-
-BACKGROUND_INDEX = 0
-
-SPLIT_DIRS: Dict[str, str] = {'train': 'train2014', 'val': 'val2014'}
-"""Split name -> image folder / mask folder / annotation-file suffix."""
-
-_MAX_LISTED = 5  # ids quoted per error message
-
-
-class CocoFormatError(ValueError):
-    """The annotation json is not a usable COCO instances file; names the file and ids."""
-
-
-class _ImageProblem(Exception):
-    """A problem local to one image: the image is skipped and reported."""
-
-
-# --------------------------------------------------------------------------- records
-@dataclass
-class AnnRecord:
-    """The part of one COCO annotation a worker needs.
-
-    Attributes:
-        ann_id (int): COCO annotation id.
-        class_id (int): Contiguous class id in 1..80.
-        iscrowd (bool): Whether the annotation is a crowd region.
-        segmentation (Any): Polygons (list of coordinate lists) or an RLE dict.
-    """
-    ann_id: int
-    class_id: int
-    iscrowd: bool
-    segmentation: Any
 
 
 @dataclass
@@ -184,241 +149,6 @@ class SplitReport:
             skipped=self.skipped)
 
 
-# ------------------------------------------------------------------ json validation
-def _quote(items: Sequence[Any]) -> str:
-    shown = ', '.join(str(item) for item in items[:_MAX_LISTED])
-    more = len(items) - _MAX_LISTED
-    return shown + (f', ... ({more} more)' if more > 0 else '')
-
-
-def _require(record: Any, keys: Sequence[str], what: str, json_name: str,
-             index: int) -> None:
-    if not isinstance(record, dict):
-        raise CocoFormatError(f'{json_name}: {what} #{index} is not an object')
-    missing = [key for key in keys if key not in record]
-    if missing:
-        ident = record.get('id', f'#{index}')
-        raise CocoFormatError(
-            f'{json_name}: {what} {ident} is missing field(s) {missing}')
-
-
-def index_instances(data: dict, json_name: str = '<json>',
-                    ) -> Tuple[Dict[int, dict], Dict[int, List[AnnRecord]]]:
-    """Validate a loaded COCO instances json and group its annotations by image.
-
-    Args:
-        data (dict): The parsed json.
-        json_name (str): Name used in error messages (the file path).
-
-    Returns:
-        tuple: ``images`` (image id -> image record with ``stem`` added) and
-        ``anns_by_image`` (image id -> list of :class:`AnnRecord`, in json order).
-
-    Raises:
-        CocoFormatError: Missing top-level or per-record fields, duplicate ids, file names
-            that are not bare names, categories outside the 80-class map (or named
-            differently), annotations of images not in ``images``, annotation category ids
-            not in the map.
-    """
-    if not isinstance(data, dict):
-        raise CocoFormatError(f'{json_name}: top level is not a JSON object')
-    missing = [key for key in ('images', 'annotations', 'categories') if key not in data]
-    if missing:
-        raise CocoFormatError(
-            f'{json_name}: missing top-level field(s) {missing}; expected a COCO '
-            'instances file such as annotations/instances_train2014.json')
-
-    # Categories: a subset of the 80 standard ones, with the standard names.
-    bad_cats = []
-    for i, cat in enumerate(data['categories']):
-        _require(cat, ('id', 'name'), 'category', json_name, i)
-        class_id = CATEGORY_TO_CLASS.get(cat['id'])
-        if class_id is None or COCO_CLASSES[class_id - 1] != cat['name']:
-            bad_cats.append(f"{cat['id']} ({cat['name']!r})")
-    if bad_cats:
-        raise CocoFormatError(
-            f'{json_name}: categories outside the 80-class COCO map (id (name)): '
-            f'{_quote(bad_cats)}')
-    declared_cats = {cat['id'] for cat in data['categories']}
-
-    images: Dict[int, dict] = {}
-    stems = set()
-    for i, img in enumerate(data['images']):
-        _require(img, ('id', 'file_name', 'width', 'height'), 'image', json_name, i)
-        if img['id'] in images:
-            raise CocoFormatError(f"{json_name}: duplicate image id {img['id']}")
-        name = img['file_name']
-        if not isinstance(name, str) or osp.basename(name) != name or '\\' in name:
-            raise CocoFormatError(
-                f"{json_name}: image {img['id']} file_name {name!r} is not a bare file name")
-        for key in ('width', 'height'):
-            value = img[key]
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise CocoFormatError(
-                    f"{json_name}: image {img['id']} has invalid {key} {value!r}")
-        stem = osp.splitext(name)[0]
-        if stem in stems:
-            raise CocoFormatError(f'{json_name}: two images share the file stem {stem!r}')
-        stems.add(stem)
-        images[img['id']] = dict(img, stem=stem)
-
-    anns_by_image: Dict[int, List[AnnRecord]] = {}
-    orphans, bad_class = [], []
-    ann_ids = set()
-    for i, ann in enumerate(data['annotations']):
-        _require(ann, ('id', 'image_id', 'category_id', 'segmentation', 'iscrowd'),
-                 'annotation', json_name, i)
-        if ann['id'] in ann_ids:
-            raise CocoFormatError(f"{json_name}: duplicate annotation id {ann['id']}")
-        ann_ids.add(ann['id'])
-        if ann['image_id'] not in images:
-            orphans.append(f"{ann['id']} -> image {ann['image_id']}")
-            continue
-        if ann['category_id'] not in declared_cats:  # declared ones are all in the map
-            bad_class.append(f"{ann['id']} -> category {ann['category_id']}")
-            continue
-        if ann['iscrowd'] not in (0, 1):  # True/False compare equal to 1/0
-            raise CocoFormatError(
-                f"{json_name}: annotation {ann['id']} has iscrowd={ann['iscrowd']!r}")
-        anns_by_image.setdefault(ann['image_id'], []).append(
-            AnnRecord(ann_id=ann['id'], class_id=CATEGORY_TO_CLASS[ann['category_id']],
-                      iscrowd=bool(ann['iscrowd']), segmentation=ann['segmentation']))
-    if orphans:
-        raise CocoFormatError(
-            f"{json_name}: {len(orphans)} annotation(s) refer to image ids not in 'images' "
-            f'(annotation -> image): {_quote(orphans)}')
-    if bad_class:
-        raise CocoFormatError(
-            f'{json_name}: {len(bad_class)} annotation(s) have a category id outside the '
-            f'80-class map or not declared in categories: {_quote(bad_class)}')
-    return images, anns_by_image
-
-
-def load_instances(json_path: str) -> dict:
-    """Read a COCO instances json.
-
-    Raises:
-        CocoFormatError: The file is missing or not valid JSON.
-    """
-    if not osp.isfile(json_path):
-        raise CocoFormatError(f'annotation file not found: {json_path}')
-    try:
-        with open(json_path, encoding='utf-8') as f:
-            return json.load(f)
-    except json.JSONDecodeError as err:
-        raise CocoFormatError(f'{json_path}: not valid JSON ({err})') from err
-
-
-# ------------------------------------------------------------------- mask building
-def annotation_to_rle(segmentation: Any, height: int,
-                      width: int) -> Tuple[Optional[dict], int]:
-    """Turn one COCO segmentation into a pycocotools RLE of size ``height x width``.
-
-    Args:
-        segmentation: Polygons (list of flat ``[x1, y1, x2, y2, ...]`` lists), an
-            uncompressed RLE (``counts`` a list) or a compressed RLE (``counts`` a string).
-        height (int): Image height.
-        width (int): Image width.
-
-    Returns:
-        tuple: The RLE (None when every polygon is degenerate) and the number of polygons
-        with fewer than 3 points that were dropped (they have no area; pycocotools would
-        read a 2-point polygon as a bounding box).
-
-    Raises:
-        _ImageProblem: A segmentation that cannot be decoded into this image's mask.
-    """
-    from pycocotools import mask as mask_utils
-
-    if isinstance(segmentation, list):
-        polygons, dropped = [], 0
-        for poly in segmentation:
-            if not isinstance(poly, list) or len(poly) % 2 or not all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in poly):
-                raise _ImageProblem(f'malformed polygon {str(poly)[:60]}')
-            if len(poly) < 6:
-                dropped += 1
-                continue
-            polygons.append([float(v) for v in poly])
-        if not polygons:
-            if not segmentation:
-                raise _ImageProblem('empty segmentation')
-            return None, dropped
-        return mask_utils.merge(mask_utils.frPyObjects(polygons, height, width)), dropped
-    if isinstance(segmentation, dict) and {'counts', 'size'} <= set(segmentation):
-        size = list(segmentation['size'])
-        if size != [height, width]:
-            raise _ImageProblem(f'RLE size {size} differs from the image size '
-                                f'[{height}, {width}]')
-        counts = segmentation['counts']
-        if isinstance(counts, list):
-            if not all(isinstance(c, int) and c >= 0 for c in counts):
-                raise _ImageProblem('RLE counts are not non-negative integers')
-            if sum(counts) != height * width:
-                raise _ImageProblem(
-                    f'RLE counts sum to {sum(counts)}, expected {height * width}')
-            return mask_utils.frPyObjects(segmentation, height, width), 0
-        if isinstance(counts, (str, bytes)):
-            return dict(size=size, counts=counts), 0
-    raise _ImageProblem(f'unsupported segmentation {str(segmentation)[:60]}')
-
-
-def build_label_map(height: int, width: int,
-                    anns: Iterable[AnnRecord]) -> Tuple[np.ndarray, int]:
-    """Rasterise the annotations of one image into a semantic label map.
-
-    Crowd regions are set to 255 first; non-crowd instances are then painted from the
-    largest to the smallest area (ties: lower annotation id first), so smaller instances
-    end up on top and any instance overrides a crowd region.
-
-    Args:
-        height (int): Image height.
-        width (int): Image width.
-        anns (Iterable[AnnRecord]): The image's annotations.
-
-    Returns:
-        tuple: ``uint8`` array ``[height, width]`` (0 background, 1..80, 255 ignore) and
-        the number of degenerate polygons dropped.
-
-    Raises:
-        _ImageProblem: A segmentation that cannot be decoded (see
-            :func:`annotation_to_rle`).
-    """
-    from pycocotools import mask as mask_utils
-
-    label = np.full((height, width), BACKGROUND_INDEX, dtype=np.uint8)
-    crowd, things, dropped = [], [], 0
-    for ann in anns:
-        rle, n_dropped = annotation_to_rle(ann.segmentation, height, width)
-        dropped += n_dropped
-        if rle is None:
-            continue
-        if ann.iscrowd:
-            crowd.append(rle)
-        else:
-            # The area comes from the RLE itself: no mask is decoded to sort.
-            things.append((-int(mask_utils.area(rle)), ann.ann_id, ann.class_id, rle))
-
-    # Decode one mask at a time: memory stays at one label map plus one mask.
-    try:
-        with warnings.catch_warnings():
-            # pycocotools 2.0.x + numpy 2: a harmless warning about __array__(copy=...).
-            warnings.filterwarnings('ignore', message='__array__ implementation',
-                                    category=DeprecationWarning)
-            for rle in crowd:
-                label[mask_utils.decode(rle) > 0] = IGNORE_INDEX
-            for _, _, class_id, rle in sorted(things, key=lambda t: (t[0], t[1])):
-                label[mask_utils.decode(rle) > 0] = class_id
-    except (ValueError, TypeError) as err:  # e.g. an inconsistent compressed RLE
-        raise _ImageProblem(f'pycocotools cannot decode a segmentation: {err}') from err
-    return label, dropped
-
-
-def image_labels(anns: Iterable[AnnRecord]) -> List[int]:
-    """Sorted class ids (1..80) of all annotations of an image, crowd included."""
-    return sorted({ann.class_id for ann in anns})
-
-
 # ---------------------------------------------------------------------- atomic I/O
 def write_png_atomic(path: str, label: np.ndarray) -> None:
     """Write ``label`` as a mode 'L' PNG under a temporary name, then rename it."""
@@ -444,14 +174,14 @@ def remove_stale_temporaries(directory: str) -> int:
 def _check_image_file(path: str, height: int, width: int) -> None:
     from PIL import Image
     if not osp.isfile(path):
-        raise _ImageProblem(f'image file not found: {path}')
+        raise ImageProblem(f'image file not found: {path}')
     try:
         with Image.open(path) as img:  # reads the header only
             real_w, real_h = img.size
     except OSError as err:
-        raise _ImageProblem(f'cannot read image {path}: {err}') from err
+        raise ImageProblem(f'cannot read image {path}: {err}') from err
     if (real_w, real_h) != (width, height):
-        raise _ImageProblem(f'image {path} is {real_w}x{real_h} (WxH) but the json '
+        raise ImageProblem(f'image {path} is {real_w}x{real_h} (WxH) but the json '
                             f'declares {width}x{height}')
 
 
@@ -466,7 +196,7 @@ def convert_image(task: ImageTask) -> ImageResult:
         label, dropped = build_label_map(task.height, task.width, task.anns)
         write_png_atomic(task.out_path, label)
         return ImageResult(task.stem, 'written', degenerate_polygons=dropped)
-    except _ImageProblem as err:
+    except ImageProblem as err:
         return ImageResult(task.stem, 'skipped', reason=str(err))
 
 
