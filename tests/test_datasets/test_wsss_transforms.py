@@ -284,3 +284,31 @@ def test_photometric_policies_are_a_named_mmpretrain_preset():
                                 policies='photometric', magnitude_level=9))
     names = sorted(type(t).__name__ for t in aug.transforms)
     assert names == sorted(p['type'] for p in PHOTOMETRIC_RANDAUG_POLICIES)
+
+
+@pytest.mark.parametrize('color_type', ['color', 'unchanged', 'grayscale'])
+@pytest.mark.parametrize('backend', ['cv2', 'pillow'])
+def test_checked_loader_gives_three_channels(tmp_path, color_type, backend):
+    """Grayscale, palette and RGBA files all load as [H, W, 3] BGR, whatever the decoder."""
+    from mmseg_sbce.datasets.transforms import LoadCheckedImageFromFile
+
+    gray = np.arange(12 * 10, dtype=np.uint8).reshape(12, 10)
+    palette = Image.fromarray((gray % 3).astype(np.uint8), mode='P')
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    palette.putpalette([v for rgb in colours for v in rgb] + [0] * (768 - 9))
+    Image.fromarray(gray, mode='L').save(tmp_path / 'gray.png')
+    palette.save(tmp_path / 'palette.png')
+    loader = LoadCheckedImageFromFile(color_type=color_type, imdecode_backend=backend)
+
+    out = loader(dict(img_path=str(tmp_path / 'gray.png')))['img']
+    assert out.shape == (12, 10, 3)
+    if color_type != 'grayscale' or backend == 'cv2':
+        # every channel carries the gray level (no channel left empty or all zero)
+        np.testing.assert_array_equal(out, np.repeat(gray[..., None], 3, axis=2))
+
+    out = loader(dict(img_path=str(tmp_path / 'palette.png')))['img']
+    assert out.shape == (12, 10, 3)
+    if color_type != 'grayscale':
+        # the palette's colours, in BGR; never the palette indices
+        bgr = np.array([c[::-1] for c in colours], np.uint8)[gray % 3]
+        np.testing.assert_array_equal(out, bgr)

@@ -1,5 +1,6 @@
 # Copyright (c) mmseg-sbce contributors.
 """Loading transforms: images with clear errors, and the Q map of Spatial-BCE."""
+import io
 import os.path as osp
 from typing import Optional
 
@@ -11,6 +12,54 @@ from mmseg.registry import TRANSFORMS
 from PIL import Image
 
 
+def attach_seg_map(results: dict, seg_map: np.ndarray, path_key: str,
+                   path: Optional[str]) -> dict:
+    """Put a label map into ``results`` as ``gt_seg_map`` so geometric transforms move it.
+
+    Args:
+        results (dict): The pipeline's results dict (modified in place).
+        seg_map (np.ndarray): The ``[H, W]`` label map at the image's size.
+        path_key (str): Key recording where the map came from (e.g. ``'q_map_path'``).
+        path (str, optional): That file, or None when the map was made up.
+
+    Returns:
+        dict: ``results``, with ``gt_seg_map`` in ``seg_fields``.
+    """
+    results['gt_seg_map'] = seg_map
+    results[path_key] = path
+    seg_fields = results.setdefault('seg_fields', [])
+    if 'gt_seg_map' not in seg_fields:
+        seg_fields.append('gt_seg_map')
+    return results
+
+
+def to_three_channels(img: np.ndarray, img_bytes: bytes) -> np.ndarray:
+    """Give a decoded image the 3 (BGR) channels every model of this package expects.
+
+    Decoders return fewer or more channels for some files (a grayscale or palette image
+    with ``color_type='unchanged'`` or ``'grayscale'``, a palette image through the pillow
+    backend gives its palette indices, RGBA keeps its alpha). A 3-channel image is
+    returned unchanged (the same array).
+
+    Args:
+        img (np.ndarray): The decoded image, ``[H, W]`` or ``[H, W, C]``.
+        img_bytes (bytes): The file's bytes (to read a palette through the palette).
+
+    Returns:
+        np.ndarray: ``[H, W, 3]``: gray replicated, palette entries looked up, alpha dropped.
+    """
+    if img.ndim == 3 and img.shape[2] == 3:
+        return img
+    if img.ndim == 3 and img.shape[2] == 4:
+        return np.ascontiguousarray(img[..., :3])  # BGRA -> BGR
+    # One channel left: palette indices must be looked up, not read as gray levels.
+    with Image.open(io.BytesIO(img_bytes)) as pil:
+        if pil.mode in ('P', 'PA'):
+            return np.ascontiguousarray(np.asarray(pil.convert('RGB'))[..., ::-1])
+    gray = img if img.ndim == 2 else img[..., 0]
+    return np.repeat(gray[..., None], 3, axis=2)
+
+
 @TRANSFORMS.register_module()
 class LoadCheckedImageFromFile(LoadImageFromFile):
     """``LoadImageFromFile`` whose failures name the file and the image id.
@@ -19,6 +68,10 @@ class LoadCheckedImageFromFile(LoadImageFromFile):
     ``python -O``); this one raises ``FileNotFoundError`` for a missing file and
     ``OSError`` for a corrupt or non-image file. Same arguments as ``LoadImageFromFile``;
     ``ignore_empty=True`` still returns None instead (the data set then refetches).
+
+    The image always has 3 channels (BGR), whatever the file and ``color_type``: grayscale
+    is replicated, palette images go through their palette, alpha is dropped (see
+    :func:`to_three_channels`).
     """
 
     def transform(self, results: dict) -> Optional[dict]:
@@ -44,6 +97,7 @@ class LoadCheckedImageFromFile(LoadImageFromFile):
             reason = f': {error}' if error is not None else ''
             raise OSError(f'cannot decode image {filename}{who}: the file is corrupt or '
                           f'not an image ({len(img_bytes)} bytes){reason}')
+        img = to_three_channels(img, img_bytes)
         if self.to_float32:
             img = img.astype(np.float32)
         results['img'] = img
@@ -123,12 +177,7 @@ class LoadQMap(BaseTransform):
                     f'{results.get("img_path", results["img_id"])} has size '
                     f'{(height, width)}')
             q_map = q_map.astype(np.uint8, copy=False)
-        results['gt_seg_map'] = q_map
-        results['q_map_path'] = path
-        seg_fields = results.setdefault('seg_fields', [])
-        if 'gt_seg_map' not in seg_fields:
-            seg_fields.append('gt_seg_map')
-        return results
+        return attach_seg_map(results, q_map, 'q_map_path', path)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(q_dir={self.q_dir!r}, '

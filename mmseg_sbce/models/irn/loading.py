@@ -7,6 +7,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from mmseg.registry import TRANSFORMS
+from mmseg_sbce.datasets.transforms.loading import attach_seg_map
 from .seeds import irn_seed_labels, resolve_seed_cfg
 
 
@@ -63,12 +64,7 @@ class LoadIRNSeeds(BaseTransform):
             seeds = irn_seed_labels(rgb, logits, classes, thr, self.seed_cfg)
         except ValueError as e:
             raise ValueError(f'{path}: {e}') from None
-        results['gt_seg_map'] = seeds
-        results['seed_maps_path'] = path
-        fields = results.setdefault('seg_fields', [])
-        if 'gt_seg_map' not in fields:
-            fields.append('gt_seg_map')
-        return results
+        return attach_seg_map(results, seeds, 'seed_maps_path', path)
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(maps_dir={self.maps_dir!r}, '
