@@ -8,11 +8,11 @@
 #
 # Produce the labels first (see docs/getting_started.md):
 #   python tools/gen_pseudo.py configs/sbce_voc.py CKPT \
-#       --out data/VOCdevkit/VOC2012/SegmentationClassSBCE --split train_aug
+#       --out data/VOCdevkit/VOC2012/SegmentationClassSBCE --split trainaug
 _base_ = 'mmseg::deeplabv3plus/deeplabv3plus_r101-d8_4xb4-20k_voc12aug-512x512.py'
 
 pseudo_label_dir = 'SegmentationClassSBCE'  # relative to data_root, or an absolute path
-train_split = 'ImageSets/Segmentation/train_aug.txt'  # mmseg's converter writes aug.txt
+train_split = 'ImageSets/Segmentation/trainaug.txt'  # mmseg's voc_aug.py converter's name
 
 train_dataloader = dict(
     dataset=dict(
