@@ -23,7 +23,8 @@ from mmengine.logging import print_log
 
 from ..utils.parallel import default_workers, fork_pool, unwrap_model
 from .inference import EvalMode, device_of, infer_maps, num_classes_of
-from .label_io import load_saved_maps, output_paths, save_label_png, save_maps_npz
+from .label_io import (is_complete_output, load_saved_maps, output_paths,
+                       remove_export_files, save_label_png, save_maps_npz)
 from .label_maps import positive_classes, pseudo_label_from_maps
 from .manifest import (COMPLETE, COMPLETE_WITH_FAILURES, MANIFEST, MANIFEST_FORMAT, RUNNING,
                        canonical, check_out_dir, now_iso, versions, write_manifest)
@@ -137,7 +138,9 @@ def generate_pseudo_labels(model: torch.nn.Module,
         workers (int, optional): dCRF worker processes; 0 runs everything in this process;
             None uses every core available to this process (divided by
             ``LOCAL_WORLD_SIZE`` under torchrun).
-        skip_existing (bool): skip images whose PNG (and npz, with ``save_probs``) exists.
+        skip_existing (bool): skip images whose PNG (and npz, with ``save_probs``) exists
+            and is complete (:func:`~.label_io.is_complete_output`: a file that does not
+            decode is relabelled).
         save_probs (bool): also write the compressed score maps (:func:`~.label_io.save_maps_npz`:
             logits, from which probabilities and CAMs follow).
         progress (bool): show an mmengine progress bar (rate, ETA) on rank 0.
@@ -222,8 +225,8 @@ def generate_pseudo_labels(model: torch.nn.Module,
                 img_id = _img_id(info, index)
                 index_of[img_id] = index
                 png_path, npz_path = output_paths(out_dir, img_id)
-                if skip_existing and osp.exists(png_path) and (not save_probs
-                                                               or osp.exists(npz_path)):
+                if skip_existing and is_complete_output(png_path,
+                                                        npz_path if save_probs else None):
                     summary['skipped'] += 1
                     if bar is not None:
                         bar.update()
@@ -323,7 +326,10 @@ def export_pseudo_labels(model: torch.nn.Module,
             ``maps_dir``; a folder is reused only by a run of the same identity.
         run_info (dict, optional): recorded as the manifest's ``run`` (who ran it: the
             command, the config path, the training phase); not compared.
-        overwrite (bool): write into a folder of another run and relabel every image.
+        overwrite (bool): write into a folder of another run and relabel every image; the
+            files an export writes that are already there (label PNGs, ``probs/*.npz``,
+            temporary files; :func:`~.label_io.remove_export_files`) are deleted first,
+            other files are kept.
         clean (bool): delete ``out_dir`` before writing (an output that must hold exactly
             this run, e.g. a Q store whose earlier attempt was interrupted).
         workers (int, optional): labelling worker processes per rank (see
@@ -361,6 +367,13 @@ def export_pseudo_labels(model: torch.nn.Module,
             shutil.rmtree(out_dir)
         refusal[0] = check_out_dir(out_dir, full_identity, overwrite)
         if refusal[0] is None:
+            if overwrite and osp.isdir(out_dir):
+                # Every image is relabelled: files of the old run that this one would not
+                # rewrite (a smaller split) must not stay under the new manifest.
+                removed = remove_export_files(out_dir)
+                if removed:
+                    print_log(f'pseudo-labels: --overwrite removed {removed} files of the '
+                              f'previous export in {out_dir}', logger=logger or 'current')
             os.makedirs(out_dir, exist_ok=True)
             manifest = dict(
                 format=MANIFEST_FORMAT, status=RUNNING, identity=full_identity,

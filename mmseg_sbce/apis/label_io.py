@@ -7,13 +7,14 @@ and 255, the size of the image) and, with ``save_probs``, ``{out_dir}/probs/{img
 (:func:`mmseg_sbce.utils.io.atomic_write`).
 """
 import io
+import os
 import os.path as osp
 from typing import Any, List, Optional, Tuple
 
 import numpy as np
 import torch
 
-from ..utils.io import atomic_write
+from ..utils.io import TEMP_SUFFIX, atomic_write
 
 _PALETTE: Optional[List[int]] = None
 
@@ -21,6 +22,60 @@ _PALETTE: Optional[List[int]] = None
 def output_paths(out_dir: str, img_id: str) -> Tuple[str, str]:
     """``({out_dir}/{img_id}.png, {out_dir}/probs/{img_id}.npz)``."""
     return osp.join(out_dir, f'{img_id}.png'), osp.join(out_dir, 'probs', f'{img_id}.npz')
+
+
+def is_complete_output(png_path: str, npz_path: Optional[str] = None) -> bool:
+    """Whether an image's files of an earlier run are complete, so a resumed export may
+    skip it: the PNG (not a symbolic link) decodes fully as a label map and, when
+    ``npz_path`` is given, the npz (not a link) opens as a zip archive with the arrays of
+    :func:`save_maps_npz`.
+
+    Atomic writes make a partial file impossible for this tool, but a folder can be copied,
+    restored or filled up by other means; the check costs one PNG decode (and one zip
+    directory read) per image, on resume only.
+    """
+    from PIL import Image
+    if osp.islink(png_path) or not osp.isfile(png_path):
+        return False
+    try:
+        with Image.open(png_path) as img:
+            img.load()  # decodes every row: a truncated file raises here
+            if img.mode not in ('P', 'L'):
+                return False
+    except Exception:  # any decoding error: not done, regenerate it
+        return False
+    if npz_path is None:
+        return True
+    if osp.islink(npz_path) or not osp.isfile(npz_path):
+        return False
+    try:
+        with np.load(npz_path) as data:
+            return {'logits', 'classes', 'thr'} <= set(data.files)
+    except Exception:
+        return False
+
+
+def remove_export_files(out_dir: str) -> int:
+    """Delete what an export writes into ``out_dir``, nothing else: the label PNGs
+    (``*.png`` at the top level), ``probs/*.npz`` and the hidden temporary files of
+    :func:`~mmseg_sbce.utils.io.atomic_write`. Other files (an evaluation report, a user's
+    notes) and sub-folders stay. Links are removed, never followed.
+
+    Returns:
+        int: number of files removed.
+    """
+    removed = 0
+    for folder, suffix in ((out_dir, '.png'), (osp.join(out_dir, 'probs'), '.npz')):
+        if not osp.isdir(folder) or osp.islink(folder):
+            continue
+        for name in os.listdir(folder):
+            path = osp.join(folder, name)
+            ours = name.endswith(suffix) or (name.startswith('.')
+                                             and name.endswith(TEMP_SUFFIX))
+            if ours and (osp.islink(path) or osp.isfile(path)):
+                os.remove(path)
+                removed += 1
+    return removed
 
 
 def save_label_png(label: np.ndarray, path: str) -> None:

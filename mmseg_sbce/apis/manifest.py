@@ -57,13 +57,29 @@ def identity_differences(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
+class ManifestUnreadable(ValueError):
+    """``manifest.json`` exists but is not a JSON object (truncated, edited, another file)."""
+
+
 def read_manifest(out_dir: str) -> Optional[Dict[str, Any]]:
-    """The manifest of ``out_dir``; None when there is none."""
+    """The manifest of ``out_dir``; None when there is none.
+
+    Raises:
+        ManifestUnreadable: the file is not a JSON object; the one-line message names it.
+    """
     path = osp.join(out_dir, MANIFEST)
     if not osp.isfile(path):
         return None
-    with open(path, encoding='utf-8') as f:
-        return json.load(f)
+    try:
+        with open(path, encoding='utf-8') as f:
+            manifest = json.load(f)
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise ManifestUnreadable(f'{path} is not a readable manifest ({type(exc).__name__}: '
+                                 f'{exc})') from None
+    if not isinstance(manifest, dict):
+        raise ManifestUnreadable(f'{path} is not a readable manifest (a JSON '
+                                 f'{type(manifest).__name__}, not an object)')
+    return manifest
 
 
 def check_out_dir(out_dir: str, identity: Dict[str, Any], overwrite: bool) -> Optional[str]:
@@ -71,12 +87,20 @@ def check_out_dir(out_dir: str, identity: Dict[str, Any], overwrite: bool) -> Op
 
     A folder is reusable when it is empty or absent, or when its manifest has the same
     identity (an interrupted or repeated run: finished images are skipped). Files of a
-    different run (another identity, or label PNGs without a manifest) are refused unless
-    ``overwrite``.
+    different run (another identity, label PNGs without a manifest, or a manifest that
+    cannot be read) are refused unless ``overwrite``.
     """
+    link = osp.join(out_dir, MANIFEST)
+    if osp.islink(link):  # never written through, --overwrite or not
+        return (f'{link} is a symbolic link (to {os.readlink(link)}): refusing to write '
+                'through it; remove the link')
     if overwrite or not osp.isdir(out_dir):
         return None
-    manifest = read_manifest(out_dir)
+    try:
+        manifest = read_manifest(out_dir)
+    except ManifestUnreadable as exc:
+        return (f'{exc}: the folder\'s files cannot be attributed to this run; pass '
+                '--overwrite to replace them')
     if manifest is None:
         pngs = [n for n in os.listdir(out_dir) if n.endswith('.png')]
         if pngs:

@@ -28,7 +28,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 # read_split is part of this module's interface (eval_pseudo reads the ids with it).
-from ..utils.io import IGNORE_INDEX, read_label_png, read_split  # noqa: F401
+from ..utils.io import (IGNORE_INDEX, check_not_symlink, read_label_png,  # noqa: F401
+                        read_split, write_text_atomic)
 from ..utils.parallel import fork_pool
 
 VOC_CLASSES = ('background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car',
@@ -128,9 +129,25 @@ def _find_missing(pred_dir: str, ids: Sequence[str], suffix: str) -> List[str]:
 
 def _missing_error(kind: str, pred_dir: str, missing: List[str], total: int) -> ValueError:
     shown = ', '.join(missing[:20]) + (' ...' if len(missing) > 20 else '')
+    if kind == 'ground truth':
+        what = 'leave them out of the evaluation (they are counted in the report)'
+        return ValueError(f'{len(missing)} of {total} ids of the split have no ground truth '
+                          f'in {pred_dir}: {shown} (pass allow_missing / --allow-missing to '
+                          f'{what})')
     return ValueError(f'{len(missing)} of {total} ground-truth ids have no {kind} in '
                       f'{pred_dir}: {shown} (pass allow_missing / --allow-missing to count '
                       'them as misses)')
+
+
+def _split_missing_gt(gt_dir: str, ids: List[str],
+                      allow_missing: bool) -> Tuple[List[str], List[str]]:
+    """``(ids with ground truth, ids without)``; without ``allow_missing`` a missing
+    ground-truth file raises (a split that does not match its ground truth is a mistake)."""
+    gt_missing = _find_missing(gt_dir, ids, '.png')
+    if gt_missing and not allow_missing:
+        raise _missing_error('ground truth', gt_dir, gt_missing, len(ids))
+    gone = set(gt_missing)
+    return [i for i in ids if i not in gone], gt_missing
 
 
 # ------------------------------------------------------------------ label-map evaluation
@@ -165,30 +182,35 @@ def evaluate_label_dir(pred_dir: str,
         ids (Sequence[str]): image ids to evaluate.
         num_classes (int): ``N`` including background.
         allow_missing (bool): count a missing prediction as all-255 (a miss of every
-            labelled pixel) instead of raising ``ValueError`` listing the missing ids.
+            labelled pixel) and leave ids without ground truth out of the evaluation,
+            instead of raising ``ValueError`` listing the missing ids.
         workers (int, optional): processes reading files; None picks by file count.
 
     Returns:
         dict: :func:`metrics_from_confusion` plus ``confusion`` ``[N, N + 1]``,
-        ``num_images`` and ``missing`` (ids without a prediction).
+        ``num_images`` (evaluated), ``missing`` (ids with ground truth but without a
+        prediction) and ``gt_missing`` (ids of the split without ground truth, skipped).
     """
-    ids = list(ids)
+    ids, gt_missing = _split_missing_gt(gt_dir, list(ids), allow_missing)
     missing = _find_missing(pred_dir, ids, '.png')
     if missing and not allow_missing:
         raise _missing_error('prediction', pred_dir, missing, len(ids))
-    gt_missing = _find_missing(gt_dir, ids, '.png')
-    if gt_missing:
-        raise _missing_error('ground truth', gt_dir, gt_missing, len(ids))
     cm = np.zeros((num_classes, num_classes + 1), np.int64)
     func = partial(_cm_one, pred_dir=pred_dir, gt_dir=gt_dir, num_classes=num_classes)
     for part in _map(func, ids, workers):
         cm += part
     result = metrics_from_confusion(cm)
-    result.update(confusion=cm, num_images=len(ids), missing=missing)
+    result.update(confusion=cm, num_images=len(ids), missing=missing, gt_missing=gt_missing)
     return result
 
 
 # ------------------------------------------------------------------- threshold sweep
+#: ``(start, stop, step)`` of the sweep when none is given: the whole open interval (0, 1)
+#: on a 0.01 grid (a threshold of 0 or 1 labels every pixel alike); cheap, since every
+#: threshold of an image is counted by one ``bincount``.
+DEFAULT_SWEEP = (0.01, 0.99, 0.01)
+
+
 def sweep_values(start: float, stop: float, step: float) -> np.ndarray:
     """Thresholds ``start, start + step, ..., stop`` (``stop`` included), rounded to 1e-6."""
     if step <= 0 or stop < start:
@@ -273,15 +295,18 @@ def threshold_sweep(probs_dir: str,
         num_classes (int): ``N`` including background.
         normalize_cam (bool): threshold CAMs (max-normalised ReLU of the saved logits)
             rather than probabilities.
-        allow_missing (bool): count missing npz files as all-255 instead of raising.
+        allow_missing (bool): count missing npz files as all-255 and skip ids without
+            ground truth instead of raising.
         workers (int, optional): processes reading files.
 
     Returns:
         dict: ``thresholds``, ``miou`` (one per threshold), ``best_threshold``,
-        ``best_miou``, ``best`` (metrics at the best threshold), ``adaptive`` (metrics of
-        eq. 9 without dCRF, or None), ``normalize_cam``, ``missing``.
+        ``best_miou``, ``best`` (metrics at the best threshold), ``best_on_edge`` (the best
+        is the first or last threshold swept, so a wider range may do better; False with a
+        single threshold), ``adaptive`` (metrics of eq. 9 without dCRF, or None),
+        ``normalize_cam``, ``missing``, ``gt_missing``.
     """
-    ids = list(ids)
+    ids, gt_missing = _split_missing_gt(gt_dir, list(ids), allow_missing)
     thresholds = np.sort(np.asarray(thresholds, np.float64))
     missing = _find_missing(probs_dir, ids, '.npz')
     if missing and not allow_missing:
@@ -307,9 +332,11 @@ def threshold_sweep(probs_dir: str,
         best_threshold=float(thresholds[best]),
         best_miou=mious[best],
         best=per_thr[best],
+        best_on_edge=len(thresholds) > 1 and best in (0, len(thresholds) - 1),
         adaptive=metrics_from_confusion(adaptive) if has_adaptive else None,
         normalize_cam=normalize_cam,
-        missing=missing)
+        missing=missing,
+        gt_missing=gt_missing)
 
 
 # --------------------------------------------------------------------------- reporting
@@ -341,6 +368,10 @@ def format_markdown(report: Dict[str, Any]) -> str:
     lines.append(f'- 255 rule: {IGNORE_RULE}')
     if report.get('missing'):
         lines.append(f'- missing predictions counted as misses: {len(report["missing"])}')
+    if report.get('gt_missing'):
+        shown = ', '.join(report['gt_missing'][:20])
+        lines.append(f'- ids without ground truth, left out: {len(report["gt_missing"])} '
+                     f'({shown}{" ..." if len(report["gt_missing"]) > 20 else ""})')
     lines += ['', '| labels | mIoU (%) | pixel acc. (%) | unsure (%) |',
               '| --- | --- | --- | --- |']
     pred = report['prediction']
@@ -369,8 +400,12 @@ def format_markdown(report: Dict[str, Any]) -> str:
         lines += ['', f'## Background-threshold sweep ({start:g} to {stop:g} step {step:g}, '
                   f'normalize_cam={sweep["normalize_cam"]})', '',
                   'Evaluation only: the best threshold is chosen with ground truth and is '
-                  'not written anywhere training reads.', '', '| threshold | mIoU (%) |',
-                  '| --- | --- |']
+                  'not written anywhere training reads.', '']
+        if sweep.get('best_on_edge'):
+            lines += [f'**The best threshold {sweep["best_threshold"]:g} lies on an edge of '
+                      'the swept range**: a threshold outside it may do better; widen '
+                      '`--sweep`.', '']
+        lines += ['| threshold | mIoU (%) |', '| --- | --- |']
         for thr, miou in zip(sweep['thresholds'], sweep['miou']):
             mark = ' **best**' if thr == sweep['best_threshold'] else ''
             lines.append(f'| {thr:g} | {_pct(miou)}{mark} |')
@@ -387,6 +422,7 @@ def build_report(pred_dir: str, gt_dir: str, result: Dict[str, Any],
     names = list(class_names) if class_names else class_names_for(n)
     report = dict(pred_dir=pred_dir, gt_dir=gt_dir, label=label, class_names=names,
                   num_images=result['num_images'], missing=result['missing'],
+                  gt_missing=result.get('gt_missing', []),
                   ignore_rule=IGNORE_RULE,
                   prediction=dict(miou=result['miou'], iou=result['iou'],
                                   iou_by_class=dict(zip(names, result['iou'].tolist())),
@@ -402,11 +438,16 @@ def build_report(pred_dir: str, gt_dir: str, result: Dict[str, Any],
 
 
 def write_report(report: Dict[str, Any], basename: str) -> Tuple[str, str]:
-    """Write ``{basename}.md`` and ``{basename}.json``; returns both paths."""
+    """Write ``{basename}.md`` and ``{basename}.json`` atomically; returns both paths.
+
+    Raises:
+        mmseg_sbce.utils.io.SymlinkRefused: either path is a symbolic link (never written
+            through: its target may be any file), before anything is written.
+    """
     os.makedirs(osp.dirname(osp.abspath(basename)), exist_ok=True)
     md_path, json_path = basename + '.md', basename + '.json'
-    with open(md_path, 'w', encoding='utf-8') as f:
-        f.write(format_markdown(_jsonable(report)))
-    with open(json_path, 'w', encoding='utf-8') as f:
-        json.dump(_jsonable(report), f, indent=2)
+    for path in (md_path, json_path):
+        check_not_symlink(path)
+    write_text_atomic(md_path, format_markdown(_jsonable(report)))
+    write_text_atomic(json_path, json.dumps(_jsonable(report), indent=2))
     return md_path, json_path

@@ -5,7 +5,8 @@ split files.
 * :data:`IGNORE_INDEX`: the label id 255, "ignore" in ground truth and "unsure" in
   pseudo-labels (mmseg's ``ignore_index``).
 * :func:`atomic_write` / :func:`write_json_atomic`: a file appears complete under its name
-  or not at all (written under a hidden temporary name in the same folder, then renamed).
+  or not at all (written under a hidden temporary name in the same folder, then renamed);
+  a symbolic link is never written through (:class:`SymlinkRefused`).
 * :func:`read_label_png`: the label ids of a label PNG.
 * :func:`read_split`: the image ids of a split file.
 """
@@ -31,6 +32,21 @@ def temp_path(path: str) -> str:
     return osp.join(head, f'.{tail}.{os.getpid()}{TEMP_SUFFIX}')
 
 
+class SymlinkRefused(OSError):
+    """An output path is a symbolic link: writing would change a file elsewhere."""
+
+
+def check_not_symlink(path: str) -> None:
+    """Raise :class:`SymlinkRefused` naming ``path`` when it is a symbolic link.
+
+    Outputs are never written through a link: its target may lie outside the output folder
+    (another run's files, a user's data), and replacing the link silently would hide that.
+    """
+    if osp.islink(path):
+        raise SymlinkRefused(f'{path} is a symbolic link (to {os.readlink(path)}): refusing '
+                             'to write through it; remove the link or choose another path')
+
+
 def atomic_write(path: str, write: Callable[[str], Any]) -> None:
     """Let ``write(tmp)`` create the file under a temporary name, then rename it to ``path``.
 
@@ -40,13 +56,19 @@ def atomic_write(path: str, write: Callable[[str], Any]) -> None:
     Args:
         path (str): the final file name.
         write (Callable[[str], Any]): writes the whole file to the path it is given.
+
+    Raises:
+        SymlinkRefused: ``path`` is a symbolic link.
     """
+    check_not_symlink(path)
     tmp = temp_path(path)
+    if osp.lexists(tmp):  # a leftover of a killed process with our pid, or a planted link
+        os.remove(tmp)
     try:
         write(tmp)
         os.replace(tmp, path)
     except BaseException:
-        if osp.exists(tmp):
+        if osp.lexists(tmp):
             os.remove(tmp)
         raise
 
