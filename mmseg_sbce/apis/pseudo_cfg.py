@@ -155,7 +155,9 @@ def pseudo_dataset_cfg(cfg: Any, split: Optional[str] = None) -> dict:
             file name of the configured one (``.../train_aug.txt`` -> ``.../train.txt``).
 
     Returns:
-        dict: a deep copy, ready for ``DATASETS.build``.
+        dict: a deep copy, ready for ``DATASETS.build``; a ``BaseWSSSDataset`` gets
+        ``keep_unlabelled=True`` (unless set), so images without a foreground class are
+        labelled (all background) rather than left out of the export.
     """
     loader = cfg.get('pseudo_dataloader', None)
     if loader is not None and loader.get('dataset') is not None:
@@ -178,4 +180,17 @@ def pseudo_dataset_cfg(cfg: Any, split: Optional[str] = None) -> dict:
         else:
             old = dataset.get('ann_file') or ''
             dataset['ann_file'] = osp.join(osp.dirname(old), f'{split}.txt')
+    if _is_wsss_dataset(dataset.get('type')):
+        # Every image of the split gets a label file: one without a foreground class is
+        # all background, not left out (training skips such images, labelling must not).
+        dataset.setdefault('keep_unlabelled', True)
     return dataset
+
+
+def _is_wsss_dataset(dataset_type: Any) -> bool:
+    """Whether a dataset ``type`` (class or registered name) is a ``BaseWSSSDataset``."""
+    from mmseg.registry import DATASETS
+
+    from ..datasets.base_wsss import BaseWSSSDataset
+    cls = DATASETS.get(dataset_type) if isinstance(dataset_type, str) else dataset_type
+    return isinstance(cls, type) and issubclass(cls, BaseWSSSDataset)

@@ -53,7 +53,8 @@ class BaseWSSSDataset(BaseSegDataset):
 
     Image-level labels come from ``label_file`` (see :mod:`mmseg_sbce.datasets.cls_labels`)
     or, when it is None, from the masks (every value other than 0 and 255). Images with no
-    foreground class are skipped (one warning with the count). Bad input raises an error
+    foreground class are skipped (one warning with the count), unless ``keep_unlabelled``
+    (the pseudo-label export: every image of the split gets a label file). Bad input raises an error
     naming the file: an empty or missing split file, an id without an image, a mask or a
     label outside 0..C/255; ``verify=True`` also decodes every image and mask up front.
 
@@ -63,6 +64,9 @@ class BaseWSSSDataset(BaseSegDataset):
             ``data_root``. None derives the labels from the masks. Defaults to None.
         verify (bool): Decode every image (and mask) at construction and fail on the first
             unreadable one. Defaults to False (images are checked when loaded).
+        keep_unlabelled (bool): Keep images without a foreground class (``gt_labels``
+            empty) instead of skipping them; for labelling a whole split, not for training.
+            Defaults to False.
         img_suffix (str): Image file suffix. Defaults to '.jpg'.
         seg_map_suffix (str): Mask file suffix. Defaults to '.png'.
         **kwargs: Passed to :class:`mmseg.datasets.BaseSegDataset` (``data_root``,
@@ -75,6 +79,7 @@ class BaseWSSSDataset(BaseSegDataset):
                  ann_file: str = '',
                  label_file: Optional[str] = None,
                  verify: bool = False,
+                 keep_unlabelled: bool = False,
                  img_suffix: str = '.jpg',
                  seg_map_suffix: str = '.png',
                  **kwargs) -> None:
@@ -83,6 +88,7 @@ class BaseWSSSDataset(BaseSegDataset):
                              'reduce_zero_label must be False')
         self.label_file = label_file
         self.verify = verify
+        self.keep_unlabelled = keep_unlabelled
         super().__init__(
             ann_file=ann_file,
             img_suffix=img_suffix,
@@ -181,7 +187,7 @@ class BaseWSSSDataset(BaseSegDataset):
         data_list = []
         for img_id in ids:
             labels = all_labels[img_id]
-            if not labels:
+            if not labels and not self.keep_unlabelled:
                 continue
             img_path = osp.join(img_dir, img_id + self.img_suffix)
             seg_map_path = (

@@ -178,3 +178,35 @@ def test_eval_default_sweep_covers_the_range(setup, tmp_path):
         sweep = json.load(f)['sweep']
     assert sweep['best_on_edge'] is True
     assert 'lies on an edge' in open(str(report) + '.md').read()
+
+
+def test_image_without_foreground_gets_a_background_label(setup, tmp_path):
+    # A real WSSS data set (labels from the masks) skips such images for training; the
+    # export must still write one label file per image of the split.
+    root = tmp_path / 'data'
+    shutil.copytree(setup['root'], root)
+    img = np.full((64, 72, 3), 110, np.uint8)
+    Image.fromarray(img).save(root / 'img' / 'empty.png')
+    gt = np.zeros((64, 72), np.uint8)
+    gt[0] = 255
+    Image.fromarray(gt, mode='L').save(root / 'gt' / 'empty.png')
+    with open(root / 'train.txt', 'a') as f:
+        f.write('empty\n')
+    dataset = dict(type='BaseWSSSDataset', data_root=str(root), ann_file='train.txt',
+                   data_prefix=dict(img_path='img', seg_map_path='gt'), img_suffix='.png',
+                   metainfo=dict(classes=('background', 'red', 'green', 'blue'),
+                                 palette=[[0, 0, 0], [128, 0, 0], [0, 128, 0], [0, 0, 128]]),
+                   pipeline=[dict(type='LoadImageFromFile'), dict(type='PackWSSSInputs')])
+    config = str(tmp_path / 'cfg.py')
+    with open(setup['config']) as f:
+        text = f.read()
+    with open(config, 'w') as f:
+        f.write(text + f'\npseudo_dataloader = dict(dataset={dataset!r})\n')
+    out = tmp_path / 'out'
+    assert setup['gen'].main([config, setup['ckpt'], '--out', str(out), '--workers', '0',
+                              '--no-progress', '--no-crf']) == 0
+    assert sorted(n for n in os.listdir(out) if n.endswith('.png')) == \
+        sorted(f'{i}.png' for i in IDS + ['empty'])
+    assert (read_label_png(str(out / 'empty.png')) == 0).all()
+    assert _manifest(out)['counts'] == dict(total=5, written=5, skipped=0, failed=0)
+    assert _manifest(out)['identity']['dataset']['keep_unlabelled'] is True
