@@ -17,6 +17,8 @@ import os
 import os.path as osp
 import sys
 
+from mmseg_sbce.utils.errors import report_input_errors
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     from mmengine.config import DictAction
@@ -85,6 +87,7 @@ def _init_distributed(cfg, launcher: str) -> None:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, local)))
 
 
+@report_input_errors('gen_pseudo')
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.from_maps is not None and not osp.isdir(args.from_maps):
@@ -94,11 +97,11 @@ def main(argv=None) -> int:
     from mmengine.config import Config
     from mmengine.dist import get_dist_info
     from mmengine.registry import init_default_scope
-    from mmengine.runner import load_checkpoint
     from mmseg.registry import DATASETS, MODELS
 
     from mmseg_sbce.apis import OutDirRefused, export_pseudo_labels, pseudo_dataset_cfg
     from mmseg_sbce.apis.manifest import dict_sha256, file_sha256
+    from mmseg_sbce.utils.checkpoint import load_model_checkpoint
 
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
@@ -109,12 +112,8 @@ def main(argv=None) -> int:
     pcfg = _pseudo_cfg(cfg, args)
 
     model = MODELS.build(cfg.model)
-    try:
-        load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True,
-                        logger='current')
-    except RuntimeError as exc:
-        raise SystemExit(f'checkpoint {args.checkpoint} does not match the model of '
-                         f'{args.config}:\n{exc}') from None
+    checkpoint = load_model_checkpoint(model, args.checkpoint, strict=True,
+                                       model_name=f'the model of {args.config}')
     if torch.cuda.is_available():
         model = model.cuda()
     dataset_cfg = pseudo_dataset_cfg(cfg, args.split)

@@ -18,7 +18,8 @@ from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 import mmseg_sbce  # noqa: F401  (registers the plugin, applies compat fixes)
-from mmseg_sbce.utils import init_cpu_distributed, load_runner_config
+from mmseg_sbce.utils import init_cpu_distributed, load_runner_config, report_input_errors
+from mmseg_sbce.utils.checkpoint import read_checkpoint
 
 
 def parse_args(argv=None):
@@ -46,10 +47,12 @@ def parse_args(argv=None):
     return args
 
 
+@report_input_errors('test')
 def main(argv=None):
     args = parse_args(argv)
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f'checkpoint not found: {args.checkpoint}')
+    read_checkpoint(args.checkpoint)  # unreadable: one line naming it, before any work
     cfg = load_runner_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     cfg.load_from = args.checkpoint
 

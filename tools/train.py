@@ -17,10 +17,10 @@ from mmengine.runner import Runner
 import mmseg_sbce  # noqa: F401  (registers the plugin, applies compat fixes)
 from mmseg.registry import RUNNERS
 from mmseg_sbce.engine.optimizers import AMP_DTYPES, amp_optim_wrapper
-from mmseg_sbce.utils import init_cpu_distributed, load_runner_config
+from mmseg_sbce.utils import init_cpu_distributed, load_runner_config, report_input_errors
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a segmentor or an SBCE classifier')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
@@ -49,14 +49,15 @@ def parse_args():
         default='none',
         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
 
 
-def main():
-    args = parse_args()
+@report_input_errors('train')
+def main(argv=None):
+    args = parse_args(argv)
     cfg = load_runner_config(args.config, args.cfg_options, args.launcher, args.work_dir)
 
     if args.amp:

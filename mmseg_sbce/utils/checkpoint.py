@@ -1,0 +1,77 @@
+# Copyright (c) mmseg-sbce contributors.
+"""Reading checkpoint files with errors that name the file (shared by the tools)."""
+import os.path as osp
+import re
+from collections import OrderedDict
+from typing import Optional
+
+import torch
+from mmengine.runner.checkpoint import CheckpointLoader, load_state_dict
+
+from .errors import InputError
+
+
+def read_checkpoint(path: str) -> dict:
+    """Load a checkpoint file onto the CPU.
+
+    Args:
+        path (str): A local checkpoint file (as written by mmengine or ``torch.save``).
+
+    Returns:
+        dict: The checkpoint (``state_dict`` and, for mmengine's, ``meta``).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        InputError: ``path`` is a folder, empty, not a checkpoint (random bytes, text, a
+            truncated file) or holds no tensors.
+    """
+    if not osp.exists(path):
+        raise FileNotFoundError(f'checkpoint {path} not found')
+    if not osp.isfile(path):
+        raise InputError(f'checkpoint {path} is not a file')
+    if osp.getsize(path) == 0:
+        raise InputError(f'checkpoint {path} is empty (0 bytes)')
+    try:
+        checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    except Exception as exc:  # the unpickler raises anything (KeyError, EOFError, ...)
+        detail = (str(exc).strip().splitlines() or [''])[0][:120]
+        raise InputError(f'checkpoint {path} cannot be read: not a PyTorch checkpoint or '
+                         f'corrupt ({type(exc).__name__}: {detail})') from None
+    state_dict = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) \
+        else None
+    if not isinstance(state_dict, dict) or not any(
+            torch.is_tensor(v) for v in state_dict.values()):
+        raise InputError(f'checkpoint {path} holds no weights (expected a dict with a '
+                         f"'state_dict' of tensors, got {type(checkpoint).__name__})")
+    return checkpoint
+
+
+def load_model_checkpoint(model: torch.nn.Module, path: str, strict: bool = True,
+                          logger: Optional[str] = 'current',
+                          model_name: str = 'the model') -> dict:
+    """Load the weights of ``path`` into ``model`` (mmengine's key handling).
+
+    Args:
+        model (nn.Module): The model (not wrapped).
+        path (str): The checkpoint file.
+        strict (bool): Every key must match. Defaults to True.
+        logger (str, optional): Logger for mmengine's key report.
+        model_name (str): How errors name the model (e.g. ``'the model of CONFIG'``).
+
+    Returns:
+        dict: The checkpoint (its ``meta`` tells what the run trained).
+
+    Raises:
+        FileNotFoundError, InputError: see :func:`read_checkpoint`; also when the weights
+            do not fit the model (missing or unexpected keys, other shapes).
+    """
+    checkpoint = read_checkpoint(path)
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    # As mmengine's load_checkpoint: drop the 'module.' prefix of a wrapped model.
+    state_dict = OrderedDict((re.sub(r'^module\.', '', k), v) for k, v in state_dict.items())
+    try:
+        load_state_dict(model, state_dict, strict=strict, logger=logger)
+    except RuntimeError as exc:
+        raise InputError(f'checkpoint {path} does not match {model_name}: '
+                         f'{" ".join(str(exc).split())}') from None
+    return checkpoint

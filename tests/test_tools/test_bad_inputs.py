@@ -1,0 +1,130 @@
+# Copyright (c) mmseg-sbce contributors.
+"""Bad input through the real tools on a tiny generated data set (issue 13's table).
+
+Each case checks what a careful user expects: one line ``tool: error: ...`` naming the
+file or value, before any work, instead of a traceback from deep inside.
+"""
+import os
+import os.path as osp
+import shutil
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+import mmseg_sbce  # noqa: F401
+from mmseg.registry import MODELS
+from mmseg_sbce.datasets.demo_data import generate_demo_dataset
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+SBCE_CFG = osp.join(ROOT, 'configs', 'demo', 'sbce_demo.py')
+BCE_CFG = osp.join(ROOT, 'configs', 'demo', 'bce_baseline_demo.py')
+
+
+@pytest.fixture(scope='module')
+def tools(load_tool):
+    return {name: load_tool(name) for name in ('gen_pseudo', 'train', 'test')}
+
+
+@pytest.fixture(scope='module')
+def data_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('data'))
+    generate_demo_dataset(root, num_train=3, num_val=2, img_size=48, num_classes=6, seed=3)
+    return root
+
+
+def _checkpoint(path, config=SBCE_CFG, meta=None, **model_options):
+    """A checkpoint of the config's model at its seeded initialisation."""
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    cfg = Config.fromfile(config)
+    if model_options:
+        cfg.merge_from_dict(model_options)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    torch.save(dict(state_dict=model.state_dict(), meta=meta or {}), path)
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def ckpt(tmp_path_factory):
+    meta = dict(sbce=dict(trained_modes=['bce', 'sbce-classifier']))
+    return _checkpoint(tmp_path_factory.mktemp('ckpt') / 'sbce.pth', meta=meta)
+
+
+def _data_options(root):
+    return [f'{loader}.dataset.data_root={root}'
+            for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader',
+                           'pseudo_dataloader')] + [f'custom_hooks.1.dataset.data_root={root}']
+
+
+def _gen_pseudo(tools, root, checkpoint, out, *extra, config=SBCE_CFG):
+    return tools['gen_pseudo'].main(
+        [config, checkpoint, '--out', str(out), '--workers', '0', '--no-progress',
+         '--no-crf', '--cfg-options', *_data_options(root), *extra])
+
+
+def _one_line_error(exc_info, tool, *needles):
+    """The tool exited with one line ``tool: error: ...`` that contains every needle."""
+    message = str(exc_info.value.code)
+    assert message.startswith(f'{tool}: error: '), message
+    assert '\n' not in message, message
+    for needle in needles:
+        assert needle in message, (needle, message)
+
+
+# ------------------------------------------------------------------ missing image
+@pytest.fixture
+def root_missing_jpeg(data_root, tmp_path):
+    root = str(tmp_path / 'data')
+    shutil.copytree(data_root, root)
+    with open(osp.join(root, 'ImageSets', 'Segmentation', 'train.txt')) as f:
+        victim = f.read().split()[1]
+    os.remove(osp.join(root, 'JPEGImages', victim + '.jpg'))
+    return root, victim
+
+
+def test_missing_jpeg_gen_pseudo(tools, root_missing_jpeg, ckpt, tmp_path):
+    root, victim = root_missing_jpeg
+    with pytest.raises(SystemExit) as exc_info:
+        _gen_pseudo(tools, root, ckpt, tmp_path / 'out')
+    _one_line_error(exc_info, 'gen_pseudo', victim + '.jpg', 'does not exist')
+    assert not osp.exists(tmp_path / 'out')  # before any work
+
+
+def test_missing_jpeg_train(tools, root_missing_jpeg, tmp_path):
+    root, victim = root_missing_jpeg
+    with pytest.raises(SystemExit) as exc_info:
+        tools['train'].main([SBCE_CFG, '--work-dir', str(tmp_path / 'w'),
+                             '--cfg-options', *_data_options(root)])
+    _one_line_error(exc_info, 'train', victim + '.jpg', 'does not exist')
+
+
+def test_missing_jpeg_test(tools, data_root, ckpt, tmp_path):
+    root = str(tmp_path / 'data')
+    shutil.copytree(data_root, root)
+    with open(osp.join(root, 'ImageSets', 'Segmentation', 'val.txt')) as f:
+        victim = f.read().split()[0]
+    os.remove(osp.join(root, 'JPEGImages', victim + '.jpg'))
+    with pytest.raises(SystemExit) as exc_info:
+        tools['test'].main([SBCE_CFG, ckpt, '--work-dir', str(tmp_path / 'w'),
+                            '--cfg-options', *_data_options(root)])
+    _one_line_error(exc_info, 'test', victim + '.jpg', 'does not exist')
+
+
+# ------------------------------------------------------------- unreadable checkpoint
+@pytest.mark.parametrize('content', [os.urandom(257), b'hello, I am text\n', b''],
+                         ids=['random-bytes', 'text', 'empty'])
+@pytest.mark.parametrize('tool', ['gen_pseudo', 'test'])
+def test_unreadable_checkpoint(tools, data_root, tmp_path, content, tool):
+    bad = tmp_path / 'bad.pth'
+    bad.write_bytes(content)
+    with pytest.raises(SystemExit) as exc_info:
+        if tool == 'gen_pseudo':
+            _gen_pseudo(tools, data_root, str(bad), tmp_path / 'out')
+        else:
+            tools['test'].main([SBCE_CFG, str(bad), '--work-dir', str(tmp_path / 'w'),
+                                '--cfg-options', *_data_options(data_root)])
+    _one_line_error(exc_info, tool, str(bad))
+    assert not osp.exists(tmp_path / 'out')
