@@ -5,6 +5,47 @@ from typing import Optional
 
 from mmengine.config import Config
 
+# The Q store's folder inside a run's work dir (configs: ``q_dir = work_dir + '/q'``).
+Q_SUBDIR = 'q'
+
+
+def _set_q_dir(node, old: str, new: str) -> None:
+    """Point every ``LoadQMap`` / ``QUpdateHook`` that reads or writes ``old`` at ``new``."""
+    if isinstance(node, dict):
+        if node.get('type') in ('LoadQMap', 'QUpdateHook') and node.get('q_dir') == old:
+            node['q_dir'] = new
+        for value in node.values():
+            _set_q_dir(value, old, new)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _set_q_dir(value, old, new)
+
+
+def place_q_store(cfg: Config, cfg_options: Optional[dict] = None) -> None:
+    """Put the SBCE Q store inside the run's work dir, so that runs never share one.
+
+    The configs resolve ``q_dir = work_dir + '/q'`` when they are parsed, before
+    ``--work-dir`` is known; this re-derives it as ``{cfg.work_dir}/q`` unless ``q_dir`` was
+    given in ``cfg_options`` (then that value) or is absolute in the config. ``LoadQMap`` and
+    ``QUpdateHook`` that used the parsed value follow; an explicitly overridden one keeps its
+    value (``QUpdateHook`` refuses to run if the two then disagree). A config without
+    ``q_dir`` is left alone.
+    """
+    old = cfg.get('q_dir', None)
+    if old is None:
+        return
+    if cfg_options is not None and 'q_dir' in cfg_options:
+        new = cfg_options['q_dir']
+    elif osp.isabs(old):
+        new = old
+    else:
+        new = osp.join(cfg.work_dir, Q_SUBDIR)
+    cfg.q_dir = new
+    for key in ('train_dataloader', 'custom_hooks'):
+        node = cfg.get(key, None)
+        if node is not None:
+            _set_q_dir(node, old, new)
+
 
 def load_runner_config(config: str,
                        cfg_options: Optional[dict] = None,
@@ -20,10 +61,14 @@ def load_runner_config(config: str,
     checkpoint intervals; :func:`mmseg_sbce.engine.derive_phase_settings`); the other options
     are applied after that, so an explicit override of a derived key wins (and
     ``PhaseSwitchHook`` reports it if it disagrees with the schedule).
+
+    The SBCE Q store follows the work_dir (:func:`place_q_store`): every output of a run lives
+    in its work dir.
     """
     if not osp.isfile(config):
         raise FileNotFoundError(f'config not found: {config}')
     cfg = Config.fromfile(config)
+    parsed_q_dir = cfg.get('q_dir', None)
     cfg.launcher = launcher
     if cfg_options is not None:
         cfg.merge_from_dict(cfg_options)
@@ -36,4 +81,7 @@ def load_runner_config(config: str,
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
+    if parsed_q_dir is not None:
+        cfg.q_dir = parsed_q_dir  # a `q_dir=` option is read from cfg_options below
+        place_q_store(cfg, cfg_options)
     return cfg

@@ -1,5 +1,6 @@
 # Copyright (c) mmseg-sbce contributors.
 """Re-estimation of the target proportion Q before every SBCE phase (paper sec. 3.3)."""
+import json
 import os
 import os.path as osp
 import time
@@ -16,6 +17,8 @@ from ...utils.parallel import unwrap_model
 from ..phase_schedule import PhaseSchedule
 
 Q_STATE_KEY = 'sbce_q'
+# The run a Q store belongs to: {"work_dir": absolute path}, written by the run that creates it.
+RUN_FILE = 'run.json'
 
 
 def phase_dir(q_dir: str, phase: int) -> str:
@@ -33,6 +36,31 @@ def point_current(q_dir: str, target: str) -> None:
         os.remove(tmp)
     os.symlink(osp.abspath(target), tmp)
     os.replace(tmp, link)
+
+
+def claim_q_store(q_dir: str, work_dir: str) -> None:
+    """Mark ``q_dir`` as the Q store of the run in ``work_dir``, or refuse another run's.
+
+    Two runs sharing one store would overwrite each other's Q maps and train on them without
+    a word, so a store already claimed by another work dir raises.
+
+    Raises:
+        ValueError: ``q_dir`` belongs to the run of another work dir.
+    """
+    work_dir = osp.abspath(work_dir)
+    path = osp.join(q_dir, RUN_FILE)
+    if osp.isfile(path):
+        with open(path) as f:
+            owner = json.load(f).get('work_dir')
+        if owner != work_dir:
+            raise ValueError(
+                f'Q store {q_dir} belongs to the run in {owner} ({path}), not to this run in '
+                f'{work_dir}: give each run its own q_dir (the default {{work_dir}}/q), or '
+                'pass the other run\'s Q as init_q_dir')
+        return
+    os.makedirs(q_dir, exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(dict(work_dir=work_dir), f)
 
 
 def check_q_store(q_store: str, img_ids) -> None:
@@ -65,6 +93,10 @@ class QUpdateHook(Hook):
     same Q. A store is used only when its manifest says ``'complete'``; a half-written one
     (an update interrupted before its manifest was final) is deleted and recomputed. The current phase is stored in the
     checkpoint and restored on resume.
+
+    A Q store belongs to one run: the first run to use ``q_dir`` records its work dir in
+    ``{q_dir}/run.json`` and a run in another work dir is refused (``tools/train.py`` puts
+    ``q_dir`` in the work dir, see :func:`mmseg_sbce.utils.runner_config.place_q_store`).
 
     Args:
         q_dir (str): root of the Q store (must equal ``LoadQMap.q_dir`` in the train pipeline).
@@ -108,8 +140,15 @@ class QUpdateHook(Hook):
                 raise ValueError(
                     f"LoadQMap reads Q from {step.get('q_dir')!r} but QUpdateHook writes "
                     f'{self.q_dir!r}: set both from the same config variable `q_dir`')
+        error = [None]
         if is_main_process():
-            os.makedirs(self.q_dir, exist_ok=True)
+            try:
+                claim_q_store(self.q_dir, runner.work_dir)
+            except Exception as e:  # every rank must learn about it, not hang
+                error = [str(e)]
+        broadcast_object_list(error)
+        if error[0] is not None:
+            raise ValueError(error[0])
 
     @property
     def dataset(self):

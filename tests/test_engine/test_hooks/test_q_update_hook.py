@@ -155,3 +155,37 @@ def test_resume_into_a_q_store_without_manifest_is_refused(full_run, tmp_path):
     cfg2 = make_cfg(cfg['train_dataloader']['dataset']['data_root'], work)
     with pytest.raises(FileNotFoundError, match=f'Q store {half} has no manifest.json'):
         run(cfg2, resume_from=osp.join(work, 'iter_12.pth'))
+
+
+def test_q_store_belongs_to_one_run(data_root, tmp_path):
+    """Two runs in two work dirs keep two Q stores; resuming run 1 after run 2 trains on run
+    1's Q; a run pointed at another run's store is refused (issue 17)."""
+    schedule = dict(gamma=2, theta=1, bce_iters=2, phase_iters=2, num_phases=1)
+    work1, work2, work3 = (str(tmp_path / name) for name in ('run1', 'run2', 'run3'))
+    cfg1 = make_cfg(data_root, work1, schedule=schedule)
+    run(cfg1)
+    q1 = read_store(osp.join(work1, 'q', 'phase_1'))
+    # run 2 of the same config, another work dir, another seed: its own store
+    cfg2 = make_cfg(data_root, work2, schedule=schedule, lr=0.05)
+    cfg2['randomness'] = dict(seed=1, deterministic=False)
+    run(cfg2)
+    q2 = read_store(osp.join(work2, 'q', 'phase_1'))
+    assert any(not np.array_equal(q1[k], q2[k]) for k in q1)  # two different runs
+    for k, q in read_store(osp.join(work1, 'q', 'phase_1')).items():
+        np.testing.assert_array_equal(q, q1[k], err_msg=k)
+
+    # resuming run 1 (after its Q update) installs run 1's Q again
+    run(cfg1, resume_from=osp.join(work1, 'iter_3.pth'))
+    current = osp.realpath(osp.join(work1, 'q', 'current'))
+    assert current == osp.realpath(osp.join(work1, 'q', 'phase_1'))
+    for k, q in read_store(current).items():
+        np.testing.assert_array_equal(q, q1[k], err_msg=k)
+
+    # a third run told to use run 1's store is refused before it writes anything
+    cfg3 = make_cfg(data_root, work3, schedule=schedule)
+    foreign = osp.join(work1, 'q')
+    cfg3['train_dataloader']['dataset']['pipeline'][1]['q_dir'] = foreign
+    cfg3['custom_hooks'][1]['q_dir'] = foreign
+    with pytest.raises(ValueError, match='belongs to the run in .*run1'):
+        run(cfg3)
+    assert not osp.exists(osp.join(work3, 'iter_1.pth'))
