@@ -191,3 +191,58 @@ def test_report_writer(tmp_path, label_dirs):
     assert data['sweep']['adaptive']['miou'] == pytest.approx(1.0)
     assert data['sweep']['adaptive']['iou'][0] is None  # NaN is written as null
     assert len(data['prediction']['confusion']) == 4
+
+
+def test_sweep_flags_a_best_threshold_on_the_edge(tmp_path):
+    # Object 0.97, background 0.92 and 0.85: only thresholds in [0.92, 0.97) separate them;
+    # a range 0.5..0.9 gets closest at its last threshold (the 0.85 pixels become
+    # background) and cannot reach the optimum: the best lies on the edge.
+    probs = np.full((1, 6, 8), 0.92, np.float32)
+    probs[0, :, :4] = 0.85
+    probs[0, 2:5, 2:6] = 0.97
+    gt = np.zeros((6, 8), np.uint8)
+    gt[2:5, 2:6] = 2
+    probs_dir, gt_dir, ids = _sweep_fixture(tmp_path, [probs], [gt], [[1]])
+    res = threshold_sweep(probs_dir, gt_dir, ids, sweep_values(0.5, 0.9, 0.1), 3,
+                          normalize_cam=False)
+    assert res['best_threshold'] == pytest.approx(0.9) and res['best_on_edge'] is True
+    assert res['best_miou'] < 1.0
+    # The default range (DEFAULT_SWEEP, 0.01..0.99) holds the optimum inside.
+    from mmseg_sbce.evaluation import DEFAULT_SWEEP
+    res = threshold_sweep(probs_dir, gt_dir, ids, sweep_values(*DEFAULT_SWEEP), 3,
+                          normalize_cam=False)
+    assert res['best_threshold'] == pytest.approx(0.92) and res['best_on_edge'] is False
+    assert res['best_miou'] == pytest.approx(1.0)
+    report = build_report('pred', gt_dir, evaluate_label_dir_stub(gt), sweep=res)
+    md = write_report(report, str(tmp_path / 'rep'))[0]
+    assert 'lies on an edge' not in open(md).read()
+    res_edge = threshold_sweep(probs_dir, gt_dir, ids, sweep_values(0.5, 0.9, 0.1), 3,
+                               normalize_cam=False)
+    md = write_report(build_report('pred', gt_dir, evaluate_label_dir_stub(gt),
+                                   sweep=res_edge), str(tmp_path / 'rep2'))[0]
+    assert 'lies on an edge' in open(md).read()
+
+
+def evaluate_label_dir_stub(gt):
+    """The result of evaluating a perfect prediction of ``gt`` (for building a report)."""
+    cm = confusion_matrix(gt, gt, 3)
+    result = metrics_from_confusion(cm)
+    result.update(confusion=cm, num_images=1, missing=[], gt_missing=[])
+    return result
+
+
+def test_missing_ground_truth_is_skipped_with_allow_missing(tmp_path):
+    gt_dir, pred_dir = tmp_path / 'gt', tmp_path / 'pred'
+    gt_dir.mkdir()
+    pred_dir.mkdir()
+    gt = np.zeros((4, 4), np.uint8)
+    gt[1:3, 1:3] = 1
+    for img_id in ('a', 'b'):
+        Image.fromarray(gt, mode='L').save(gt_dir / f'{img_id}.png')
+        Image.fromarray(gt, mode='L').save(pred_dir / f'{img_id}.png')
+    Image.fromarray(gt, mode='L').save(pred_dir / 'c.png')
+    with pytest.raises(ValueError, match=r'no ground truth.*c .*--allow-missing'):
+        evaluate_label_dir(str(pred_dir), str(gt_dir), ['a', 'b', 'c'], 2)
+    res = evaluate_label_dir(str(pred_dir), str(gt_dir), ['a', 'b', 'c'], 2,
+                             allow_missing=True)
+    assert res['gt_missing'] == ['c'] and res['num_images'] == 2 and res['miou'] == 1.0
