@@ -101,6 +101,7 @@ def main(argv=None) -> int:
 
     from mmseg_sbce.apis import OutDirRefused, export_pseudo_labels, pseudo_dataset_cfg
     from mmseg_sbce.apis.manifest import dict_sha256, file_sha256
+    from mmseg_sbce.datasets.class_count import check_class_counts
     from mmseg_sbce.utils.checkpoint import load_model_checkpoint
 
     cfg = Config.fromfile(args.config)
@@ -110,6 +111,7 @@ def main(argv=None) -> int:
     rank, _ = get_dist_info()
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     pcfg = _pseudo_cfg(cfg, args)
+    check_class_counts(cfg, args.config)
 
     model = MODELS.build(cfg.model)
     checkpoint = load_model_checkpoint(model, args.checkpoint, strict=True,

@@ -18,6 +18,7 @@ from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 import mmseg_sbce  # noqa: F401  (registers the plugin, applies compat fixes)
+from mmseg_sbce.datasets.class_count import check_class_counts
 from mmseg_sbce.utils import init_cpu_distributed, load_runner_config, report_input_errors
 from mmseg_sbce.utils.checkpoint import read_checkpoint
 
@@ -54,6 +55,7 @@ def main(argv=None):
         raise SystemExit(f'checkpoint not found: {args.checkpoint}')
     read_checkpoint(args.checkpoint)  # unreadable: one line naming it, before any work
     cfg = load_runner_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+    check_class_counts(cfg, args.config)
     cfg.load_from = args.checkpoint
 
     if args.out is not None:

@@ -16,6 +16,7 @@ from mmengine.runner import Runner
 
 import mmseg_sbce  # noqa: F401  (registers the plugin, applies compat fixes)
 from mmseg.registry import RUNNERS
+from mmseg_sbce.datasets.class_count import check_class_counts
 from mmseg_sbce.engine.optimizers import AMP_DTYPES, amp_optim_wrapper
 from mmseg_sbce.utils import init_cpu_distributed, load_runner_config, report_input_errors
 
@@ -59,6 +60,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cfg = load_runner_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+    check_class_counts(cfg, args.config)  # before the Runner builds anything
 
     if args.amp:
         if cfg.optim_wrapper.type in ('AmpOptimWrapper', 'AutocastOptimWrapper'):

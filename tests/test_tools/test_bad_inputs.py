@@ -128,3 +128,25 @@ def test_unreadable_checkpoint(tools, data_root, tmp_path, content, tool):
                                 '--cfg-options', *_data_options(data_root)])
     _one_line_error(exc_info, tool, str(bad))
     assert not osp.exists(tmp_path / 'out')
+
+
+# ------------------------------------------------------------ class-count mismatch
+@pytest.mark.parametrize('data_classes', [7, 5])
+def test_class_count_mismatch(tools, ckpt, tmp_path, data_classes):
+    root = str(tmp_path / 'data')
+    generate_demo_dataset(root, num_train=2, num_val=1, img_size=32,
+                          num_classes=data_classes, seed=1)
+    needles = (f'has {data_classes} foreground classes', 'the model has 6', root)
+    for tool, argv in [
+            ('gen_pseudo', None),
+            ('train', [SBCE_CFG, '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+                       *_data_options(root)]),
+            ('test', [SBCE_CFG, ckpt, '--work-dir', str(tmp_path / 'w'),
+                      '--cfg-options', *_data_options(root)])]:
+        with pytest.raises(SystemExit) as exc_info:
+            if argv is None:
+                _gen_pseudo(tools, root, ckpt, tmp_path / 'out')
+            else:
+                tools[tool].main(argv)
+        _one_line_error(exc_info, tool, *needles)
+    assert not osp.exists(tmp_path / 'out') and not osp.exists(tmp_path / 'w' / 'q')
