@@ -19,6 +19,7 @@ from mmseg.registry import RUNNERS
 from mmseg_sbce.datasets.class_count import check_class_counts
 from mmseg_sbce.engine.optimizers import AMP_DTYPES, amp_optim_wrapper
 from mmseg_sbce.utils import init_cpu_distributed, load_runner_config, report_input_errors
+from mmseg_sbce.utils.runner_config import resolve_resume
 
 
 def parse_args(argv=None):
@@ -28,7 +29,8 @@ def parse_args(argv=None):
     parser.add_argument(
         '--resume',
         action='store_true',
-        help='resume from the latest checkpoint in the work_dir automatically')
+        help='resume the run in the work_dir from its latest checkpoint (load_from only '
+        'initialises a new run: it is used when the work_dir has no checkpoint yet)')
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -71,7 +73,7 @@ def main(argv=None):
     elif args.amp_dtype is not None:
         raise ValueError('--amp-dtype needs --amp')
 
-    cfg.resume = args.resume
+    resolve_resume(cfg, args.resume)  # --resume resumes the work dir's run, not load_from
     if args.launcher == 'pytorch':
         init_cpu_distributed(cfg)
 

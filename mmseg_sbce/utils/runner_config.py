@@ -1,5 +1,6 @@
 # Copyright (c) mmseg-sbce contributors.
 """The config handling that ``tools/train.py`` and ``tools/test.py`` share (as mmseg's)."""
+import logging
 import os.path as osp
 from typing import Optional
 
@@ -85,3 +86,35 @@ def load_runner_config(config: str,
         cfg.q_dir = parsed_q_dir  # a `q_dir=` option is read from cfg_options below
         place_q_store(cfg, cfg_options)
     return cfg
+
+
+def resolve_resume(cfg: Config, resume: bool) -> None:
+    """Set ``cfg.resume`` / ``cfg.load_from`` so that ``--resume`` resumes the work dir's run.
+
+    mmengine resumes from ``load_from`` whenever it is set (see ``Runner.load_or_resume``),
+    so ``--resume`` with a config that initialises from a baseline checkpoint would restart
+    from the baseline. Here ``--resume`` means the run in ``cfg.work_dir``: its latest
+    checkpoint becomes the one resumed (``load_from`` only initialises a new run); with no
+    checkpoint there yet, a run with ``load_from`` starts from it as a new run.
+
+    Args:
+        cfg (Config): the config from :func:`load_runner_config` (``work_dir`` set).
+        resume (bool): ``--resume`` was given.
+    """
+    from mmengine.logging import print_log
+    from mmengine.runner import find_latest_checkpoint
+    cfg.resume = bool(resume)
+    if not resume:
+        return
+    latest = find_latest_checkpoint(cfg.work_dir)
+    load_from = cfg.get('load_from', None)
+    if latest is not None:
+        if load_from is not None and load_from != latest:
+            print_log(f'--resume: resuming the run in {cfg.work_dir} from its checkpoint '
+                      f'{latest}; load_from={load_from} is not used (it initialises a new '
+                      'run only)', logger='current')
+        cfg.load_from = latest
+    elif load_from is not None:
+        print_log(f'--resume: no checkpoint in {cfg.work_dir} yet, so a new run starts from '
+                  f'load_from={load_from}', logger='current', level=logging.WARNING)
+        cfg.resume = False

@@ -1,9 +1,16 @@
 # Copyright (c) mmseg-sbce contributors.
+import importlib.util
 import os.path as osp
 
 import pytest
+from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.registry import init_default_scope
 
+from mmseg.registry import HOOKS
+from mmseg_sbce.datasets.demo_data import generate_demo_dataset
 from mmseg_sbce.utils import load_runner_config
+from mmseg_sbce.utils.runner_config import resolve_resume
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -57,3 +64,80 @@ def test_config_without_q_store_is_unchanged(tmp_path):
     cfg = load_runner_config(osp.join(REPO, 'configs/bce_baseline_voc.py'),
                              work_dir=str(tmp_path))
     assert 'q_dir' not in cfg
+
+
+RESUME_CONFIG = """\
+custom_imports = dict(imports=['mmseg_sbce'], allow_failed_imports=False)
+default_scope = 'mmseg'
+model = dict(
+    type='SBCEClassifier',
+    data_preprocessor=dict(type='SegDataPreProcessor', mean=[128.] * 3, std=[64.] * 3,
+                           bgr_to_rgb=True, seg_pad_val=255, size=(32, 32)),
+    backbone=dict(type='TinyCNN', channels=(8, 8, 8, 8, 8)),
+    decode_head=dict(type='SBCEHead', in_channels=8, num_classes=2))
+train_dataloader = dict(
+    batch_size=2, num_workers=0, sampler=dict(type='InfiniteSampler', shuffle=True, seed=0),
+    dataset=dict(type='DemoClsDataset', data_root={data_root!r}, pipeline=[
+        dict(type='LoadCheckedImageFromFile'), dict(type='PackWSSSInputs')]))
+optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01))
+train_cfg = dict(type='IterBasedTrainLoop', max_iters={max_iters}, val_interval=10**6)
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1),
+                     logger=dict(type='LoggerHook', interval=1))
+custom_hooks = [dict(type='_FirstIterHook')]
+log_processor = dict(by_epoch=False)
+load_from = {load_from!r}
+"""
+FIRST_ITERS = []
+
+
+@HOOKS.register_module(force=True)
+class _FirstIterHook(Hook):
+    """Records the iteration a run starts training at (test only)."""
+
+    def before_train(self, runner):
+        FIRST_ITERS.append(runner.iter)
+
+
+def _train_tool():
+    spec = importlib.util.spec_from_file_location('train_tool', osp.join(REPO, 'tools/train.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_resume_resumes_the_work_dir_not_load_from(tmp_path):
+    """The documented from-baseline command plus --resume continues the run (issue 17)."""
+    init_default_scope('mmseg')  # the datasets are built lazily, in the caller's scope
+    data_root = str(tmp_path / 'data')
+    generate_demo_dataset(data_root, num_train=4, num_val=1, img_size=32, num_classes=2)
+    train = _train_tool()
+    baseline_cfg = tmp_path / 'baseline.py'
+    baseline_cfg.write_text(RESUME_CONFIG.format(data_root=data_root, max_iters=1,
+                                                 load_from=None))
+    train.main([str(baseline_cfg), '--work-dir', str(tmp_path / 'baseline')])
+    baseline = str(tmp_path / 'baseline' / 'iter_1.pth')
+
+    run_cfg = tmp_path / 'from_baseline.py'
+    run_cfg.write_text(RESUME_CONFIG.format(data_root=data_root, max_iters=4,
+                                            load_from=baseline))
+    work = str(tmp_path / 'run')
+    FIRST_ITERS.clear()
+    # --resume before any checkpoint: a new run initialised from the baseline
+    train.main([str(run_cfg), '--work-dir', work, '--resume',
+                '--cfg-options', 'train_cfg.max_iters=3'])
+    # interrupted at iteration 3; --resume continues from iter_3.pth, not from the baseline
+    train.main([str(run_cfg), '--work-dir', work, '--resume'])
+    assert FIRST_ITERS == [0, 3]
+    assert osp.isfile(osp.join(work, 'iter_4.pth'))
+
+
+def test_resolve_resume(tmp_path):
+    cfg = Config(dict(work_dir=str(tmp_path), load_from='baseline.pth'))
+    resolve_resume(cfg, False)
+    assert cfg.resume is False and cfg.load_from == 'baseline.pth'
+    resolve_resume(cfg, True)  # nothing to resume yet
+    assert cfg.resume is False and cfg.load_from == 'baseline.pth'
+    (tmp_path / 'iter_8.pth').write_bytes(b'')
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_8.pth'))
+    resolve_resume(cfg, True)
+    assert cfg.resume is True and cfg.load_from == str(tmp_path / 'iter_8.pth')
