@@ -102,7 +102,8 @@ def main(argv=None) -> int:
     from mmseg_sbce.apis import OutDirRefused, export_pseudo_labels, pseudo_dataset_cfg
     from mmseg_sbce.apis.manifest import dict_sha256, file_sha256
     from mmseg_sbce.datasets.class_count import check_class_counts
-    from mmseg_sbce.utils.checkpoint import load_model_checkpoint
+    from mmseg_sbce.utils.checkpoint import load_model_checkpoint, threshold_branch_trained
+    from mmseg_sbce.utils.errors import InputError
 
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
@@ -116,6 +117,12 @@ def main(argv=None) -> int:
     model = MODELS.build(cfg.model)
     checkpoint = load_model_checkpoint(model, args.checkpoint, strict=True,
                                        model_name=f'the model of {args.config}')
+    if pcfg['threshold'] == 'adaptive' and not threshold_branch_trained(checkpoint, cfg):
+        raise InputError(
+            f'checkpoint {args.checkpoint} never trained the threshold branch (a BCE '
+            'baseline: no sbce-threshold mode in its meta) so --threshold adaptive would '
+            'read an untrained branch; give a background threshold, e.g. --threshold '
+            f"{cfg.get('bg_threshold', 0.3)}")
     if torch.cuda.is_available():
         model = model.cuda()
     dataset_cfg = pseudo_dataset_cfg(cfg, args.split)

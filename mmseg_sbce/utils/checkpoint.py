@@ -3,7 +3,7 @@
 import os.path as osp
 import re
 from collections import OrderedDict
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from mmengine.runner.checkpoint import CheckpointLoader, load_state_dict
@@ -75,3 +75,30 @@ def load_model_checkpoint(model: torch.nn.Module, path: str, strict: bool = True
         raise InputError(f'checkpoint {path} does not match {model_name}: '
                          f'{" ".join(str(exc).split())}') from None
     return checkpoint
+
+
+#: Key of ``checkpoint['meta']`` where ``PhaseSwitchHook`` records what the run trained.
+SBCE_META_KEY = 'sbce'
+
+
+def threshold_branch_trained(checkpoint: dict, cfg: Any) -> bool:
+    """Whether a classifier checkpoint's threshold branch was ever trained.
+
+    The rule: ``checkpoint['meta']['sbce']['trained_modes']`` (written by
+    ``PhaseSwitchHook``) lists ``'sbce-threshold'``; without that record, the config tells:
+    a classifier whose head trains in ``'bce'`` mode and has no ``PhaseSwitchHook`` is the
+    BCE baseline, whose threshold branch keeps its initialisation. Other models (no
+    ``train_mode`` in the head) count as trained: they have no such branch to check.
+
+    Args:
+        checkpoint (dict): The loaded checkpoint.
+        cfg (Config | dict): The config the checkpoint belongs to.
+    """
+    record = (checkpoint.get('meta') or {}).get(SBCE_META_KEY)
+    if isinstance(record, dict) and 'trained_modes' in record:
+        return 'sbce-threshold' in record['trained_modes']
+    head = (cfg.get('model') or {}).get('decode_head') or {}
+    if 'train_mode' not in head:
+        return True
+    hooks = [h.get('type') for h in (cfg.get('custom_hooks') or []) if isinstance(h, dict)]
+    return head['train_mode'] != 'bce' or 'PhaseSwitchHook' in hooks

@@ -49,20 +49,25 @@ def _checkpoint(path, config=SBCE_CFG, meta=None, **model_options):
 
 @pytest.fixture(scope='module')
 def ckpt(tmp_path_factory):
-    meta = dict(sbce=dict(trained_modes=['bce', 'sbce-classifier']))
+    meta = dict(sbce=dict(trained_modes=['bce', 'sbce-classifier', 'sbce-threshold']))
     return _checkpoint(tmp_path_factory.mktemp('ckpt') / 'sbce.pth', meta=meta)
 
 
-def _data_options(root):
-    return [f'{loader}.dataset.data_root={root}'
-            for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader',
-                           'pseudo_dataloader')] + [f'custom_hooks.1.dataset.data_root={root}']
+def _data_options(root, config=SBCE_CFG):
+    """Point every data set of the config at ``root`` (the baseline has no Q hook and no
+    pseudo_dataloader: gen_pseudo labels its train set)."""
+    loaders = ['train_dataloader', 'val_dataloader', 'test_dataloader']
+    extra = []
+    if config == SBCE_CFG:
+        loaders.append('pseudo_dataloader')
+        extra.append(f'custom_hooks.1.dataset.data_root={root}')
+    return [f'{loader}.dataset.data_root={root}' for loader in loaders] + extra
 
 
 def _gen_pseudo(tools, root, checkpoint, out, *extra, config=SBCE_CFG):
     return tools['gen_pseudo'].main(
         [config, checkpoint, '--out', str(out), '--workers', '0', '--no-progress',
-         '--no-crf', '--cfg-options', *_data_options(root), *extra])
+         '--no-crf', '--cfg-options', *_data_options(root, config), *extra])
 
 
 def _one_line_error(exc_info, tool, *needles):
@@ -150,3 +155,33 @@ def test_class_count_mismatch(tools, ckpt, tmp_path, data_classes):
                 tools[tool].main(argv)
         _one_line_error(exc_info, tool, *needles)
     assert not osp.exists(tmp_path / 'out') and not osp.exists(tmp_path / 'w' / 'q')
+
+
+# ------------------------------------------------- baseline checkpoint + adaptive threshold
+def test_baseline_checkpoint_refuses_adaptive_threshold(tools, data_root, tmp_path):
+    """A BCE baseline never trained the threshold branch: eq. 9 on it is refused, a
+    background threshold works."""
+    base = _checkpoint(tmp_path / 'bce.pth', config=BCE_CFG)  # no PhaseSwitchHook record
+    with pytest.raises(SystemExit) as exc_info:
+        _gen_pseudo(tools, data_root, base, tmp_path / 'out', '--threshold', 'adaptive',
+                    config=BCE_CFG)
+    _one_line_error(exc_info, 'gen_pseudo', base, 'threshold branch', '--threshold 0.3')
+    assert not osp.exists(tmp_path / 'out')
+    assert _gen_pseudo(tools, data_root, base, tmp_path / 'out', '--threshold', '0.3',
+                       config=BCE_CFG) == 0
+
+
+@pytest.mark.parametrize('modes,refused', [
+    (['bce'], True), (['bce', 'sbce-classifier'], True),
+    (['bce', 'sbce-classifier', 'sbce-threshold'], False), (None, False)])
+def test_trained_modes_record_decides_adaptive(tools, data_root, tmp_path, modes, refused):
+    """The SBCE config's checkpoint: its meta record decides (no record: an SBCE run of
+    before the record, trusted as its config has the PhaseSwitchHook)."""
+    meta = None if modes is None else dict(sbce=dict(trained_modes=modes))
+    ckpt = _checkpoint(tmp_path / 'c.pth', meta=meta)
+    if refused:
+        with pytest.raises(SystemExit) as exc_info:
+            _gen_pseudo(tools, data_root, ckpt, tmp_path / 'out')
+        _one_line_error(exc_info, 'gen_pseudo', ckpt, 'never trained the threshold branch')
+    else:
+        assert _gen_pseudo(tools, data_root, ckpt, tmp_path / 'out') == 0

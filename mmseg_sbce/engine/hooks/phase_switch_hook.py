@@ -6,6 +6,7 @@ from mmengine.hooks import Hook
 
 from mmseg.registry import HOOKS
 from mmseg_sbce.models.heads.sbce_head import TRAIN_MODES
+from ...utils.checkpoint import SBCE_META_KEY
 from ...utils.parallel import unwrap_model as unwrap
 from ..phase_schedule import PhaseSchedule
 
@@ -33,6 +34,11 @@ class PhaseSwitchHook(Hook):
     ``--cfg-options`` override of one copy cannot update the others (``tools/train.py``
     re-derives them all when ``phase_schedule.*`` is overridden).
 
+    Every checkpoint records in ``meta['sbce']['trained_modes']`` the modes the run has
+    trained so far (kept across resumes), so that tools can tell a checkpoint whose
+    threshold branch was never trained (``tools/gen_pseudo.py`` refuses
+    ``--threshold adaptive`` for it).
+
     Args:
         schedule (dict | PhaseSchedule): the phase layout, the config's ``phase_schedule``
             (gamma, theta, bce_iters, phase_iters, num_phases; see :class:`PhaseSchedule`).
@@ -42,6 +48,7 @@ class PhaseSwitchHook(Hook):
     def __init__(self, schedule: Union[Dict, PhaseSchedule]):
         self.schedule = PhaseSchedule.build(schedule)
         self._mode: Optional[str] = None
+        self._trained_modes: set = set()
 
     def check_consistency(self, runner) -> None:
         """Raise if :meth:`disagreements` finds anything. Called in ``before_train``, not
@@ -89,6 +96,22 @@ class PhaseSwitchHook(Hook):
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         self._apply(runner, runner.iter)
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+                         outputs=None) -> None:
+        self._trained_modes.add(self._mode)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        meta = checkpoint.setdefault('meta', {})
+        meta[SBCE_META_KEY] = dict(
+            trained_modes=[m for m in TRAIN_MODES if m in self._trained_modes])
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        # Only a resumed run continues the record; load_from starts a new run whose own
+        # training is what its checkpoints describe.
+        if getattr(runner, '_resume', False):
+            record = (checkpoint.get('meta') or {}).get(SBCE_META_KEY) or {}
+            self._trained_modes.update(record.get('trained_modes', []))
 
     def _apply(self, runner, it: int) -> None:
         mode = self.schedule.mode(it)

@@ -80,3 +80,18 @@ def test_derive_phase_settings_follows_an_overridden_schedule(data_root, tmp_pat
     assert cfg.param_scheduler[0].schedule == layout
     assert cfg.train_cfg.max_iters == 10 and cfg.train_cfg.val_interval == 4
     assert cfg.default_hooks.checkpoint.interval == 4
+
+
+def test_checkpoints_record_the_trained_modes(full_run):
+    """meta['sbce']['trained_modes'] lists the modes of the iterations run so far."""
+    import os.path as osp
+
+    import torch
+    cfg, _, _ = full_run
+    schedule = PhaseSchedule(**SCHEDULE)
+    for it in (1, 5, 8, 20):
+        ckpt = torch.load(osp.join(cfg['work_dir'], f'iter_{it}.pth'), map_location='cpu',
+                          weights_only=False)
+        seen = {schedule.mode(i) for i in range(it)}
+        expected = [m for m in ('bce', 'sbce-classifier', 'sbce-threshold') if m in seen]
+        assert ckpt['meta']['sbce'] == dict(trained_modes=expected), it
