@@ -19,6 +19,7 @@ from mmseg.registry import RUNNERS
 from mmseg_sbce.datasets.class_count import check_class_counts
 from mmseg_sbce.engine.optimizers import AMP_DTYPES, amp_optim_wrapper
 from mmseg_sbce.utils import init_cpu_distributed, load_runner_config, report_input_errors
+from mmseg_sbce.utils.checkpoint import check_load_from
 from mmseg_sbce.utils.runner_config import resolve_resume
 
 
@@ -74,6 +75,8 @@ def main(argv=None):
         raise ValueError('--amp-dtype needs --amp')
 
     resolve_resume(cfg, args.resume)  # --resume resumes the work dir's run, not load_from
+    if not cfg.resume:  # a resumed run restores its own weights
+        check_load_from(cfg)
     if args.launcher == 'pytorch':
         init_cpu_distributed(cfg)
 

@@ -102,3 +102,51 @@ def threshold_branch_trained(checkpoint: dict, cfg: Any) -> bool:
         return True
     hooks = [h.get('type') for h in (cfg.get('custom_hooks') or []) if isinstance(h, dict)]
     return head['train_mode'] != 'bce' or 'PhaseSwitchHook' in hooks
+
+
+#: Config key: ``True`` lets ``load_from`` re-initialise head parameters whose shapes differ.
+REINIT_HEAD_KEY = 'reinit_head_on_mismatch'
+
+
+def check_load_from(cfg: Any) -> None:
+    """Fail before training when ``cfg.load_from`` does not fit the config's model.
+
+    mmengine loads ``load_from`` non-strictly: a parameter of another shape (another class
+    count) is skipped with a log line and keeps its initialisation, so the run trains a
+    fresh head without saying so. This compares the shapes first (the model is built on
+    the ``meta`` device: no memory, no initialisation). Head parameters
+    (``decode_head.*``) may differ when the config sets ``reinit_head_on_mismatch=True``
+    (e.g. ``--cfg-options reinit_head_on_mismatch=True``); they are then re-initialised.
+
+    Args:
+        cfg (Config): The full config (``load_from``, ``resume``, ``model``).
+
+    Raises:
+        FileNotFoundError, InputError: ``load_from`` is unreadable (see
+            :func:`read_checkpoint`) or a parameter's shape differs (the message names the
+            checkpoint, the parameter and both shapes).
+    """
+    load_from = cfg.get('load_from')
+    if not load_from:
+        return
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    checkpoint = read_checkpoint(load_from)
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    with torch.device('meta'):
+        model = MODELS.build(cfg.model)
+    allow_head = bool(cfg.get(REINIT_HEAD_KEY, False))
+    for name, param in model.state_dict().items():
+        saved = state_dict.get(name, state_dict.get('module.' + name))
+        if saved is None or tuple(saved.shape) == tuple(param.shape):
+            continue
+        if allow_head and name.startswith('decode_head.'):
+            continue
+        hint = (f'; set {REINIT_HEAD_KEY}=True to re-initialise the head instead'
+                if name.startswith('decode_head.') else '')
+        raise InputError(
+            f'load_from checkpoint {load_from} does not fit the model: parameter {name} '
+            f'has shape {tuple(saved.shape)} in the checkpoint and {tuple(param.shape)} in '
+            f'the model (another number of classes?){hint}')

@@ -185,3 +185,27 @@ def test_trained_modes_record_decides_adaptive(tools, data_root, tmp_path, modes
         _one_line_error(exc_info, 'gen_pseudo', ckpt, 'never trained the threshold branch')
     else:
         assert _gen_pseudo(tools, data_root, ckpt, tmp_path / 'out') == 0
+
+
+# ------------------------------------------------------- load_from of another class count
+def test_load_from_with_another_class_count(tools, data_root, tmp_path):
+    other = _checkpoint(tmp_path / 'c7.pth', **{'model.decode_head.num_classes': 7})
+    with pytest.raises(SystemExit) as exc_info:
+        tools['train'].main([SBCE_CFG, '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+                             f'load_from={other}', *_data_options(data_root)])
+    _one_line_error(exc_info, 'train', other, 'decode_head.', '(7,', '(6,',
+                    'reinit_head_on_mismatch=True')
+    assert not osp.exists(tmp_path / 'w' / 'q')  # before any work
+
+
+def test_load_from_mismatch_opt_in_and_matching_checkpoint(ckpt, tmp_path):
+    from mmseg_sbce.utils.checkpoint import check_load_from
+    other = _checkpoint(tmp_path / 'c7.pth', **{'model.decode_head.num_classes': 7})
+    cfg = Config.fromfile(SBCE_CFG)
+    cfg.load_from = ckpt
+    check_load_from(cfg)  # same classes: fine
+    cfg.load_from = other
+    with pytest.raises(ValueError, match='does not fit the model'):
+        check_load_from(cfg)
+    cfg.reinit_head_on_mismatch = True
+    check_load_from(cfg)  # the head may differ: mmengine re-initialises it
