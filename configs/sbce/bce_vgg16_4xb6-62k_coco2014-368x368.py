@@ -1,8 +1,9 @@
+# VARIANT (the paper classifies with ResNet-38d: ./bce_resnet38d_4xb6-62k_coco2014-368x368.py).
 # GAP-BCE baseline classifier (VGG16, output stride 8) on MS-COCO 2014 train (82,081 images):
-# its CAMs + dCRF give the initial Q of configs/sbce_coco.py (tools/gen_pseudo.py --threshold
+# its CAMs + dCRF give the initial Q of ./sbce_vgg16_4xb6-248k_coco2014-368x368.py (tools/gen_pseudo.py --threshold
 # BG_THRESHOLD). Same recipe as configs/bce_baseline_voc.py; what differs and why:
 # - backbone VGG16 (paper sec. 4.4, Tab. 3: "On the MS-COCO dataset, we use VGG16 as the
-#   backbone"), 80 foreground classes;
+#   backbone", said of the segmentation network, not of this classifier), 80 classes;
 # - crop 368, not the 321 of DeepLab-LargeFOV's VGG16 recipes: the classifier is fully
 #   convolutional, so the crop is a choice of the loss's map size, not of the backbone; 368
 #   keeps the VOC setting (46 x 46 maps at output stride 8, the paper's crop) so that only

@@ -1,3 +1,5 @@
+# VARIANT (the paper classifies with ResNet-38d: ./sbce_resnet38d_4xb6-248k_coco2014-368x368.py;
+# run this one with its own --work-dir, e.g. work_dirs/sbce_vgg16_coco).
 # Adaptive Spatial-BCE on MS-COCO 2014 train (82,081 images) with VGG16 (output stride 8), as
 # one training run, exactly as configs/sbce_voc.py:
 #   BCE baseline phase (its CAMs + dCRF give the initial Q)

@@ -20,7 +20,11 @@ from mmseg_sbce.datasets.coco_cls import COCOClsDataset
 from mmseg_sbce.engine import derive_phase_settings
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CLS_CONFIGS = ['configs/bce_baseline_coco.py', 'configs/sbce_coco.py']
+# The VGG16 classifier variants (the shipped short names use ResNet-38d, the paper's)
+CLS_CONFIGS = ['configs/sbce/bce_vgg16_4xb6-62k_coco2014-368x368.py',
+               'configs/sbce/sbce_vgg16_4xb6-248k_coco2014-368x368.py']
+RESNET38D_CONFIGS = ['configs/bce_baseline_coco.py', 'configs/sbce_coco.py']
+VGG_DEEPLAB = 'configs/deeplab/deeplab-largefov_vgg16-os8_4xb4-160k_coco2014-pseudo-512x512.py'
 DEEPLAB = 'configs/deeplab/deeplabv3plus_r101-d8_4xb4-160k_coco2014-pseudo-512x512.py'
 NUM_TRAIN, NUM_VAL, SIZE = 4, 2, 64
 # Class ids of the generated objects: both ends of 1..80 and some in between.
@@ -129,6 +133,49 @@ def test_cls_config_builds_model_and_pipelines(path, coco_root, tmp_path):
     assert tuple(data['inputs'].shape[1:]) == (SIZE, SIZE)  # labelled at full size
     if 'pseudo_dataloader' in cfg:
         assert cfg.pseudo_dataloader.dataset == cfg.infer_dataset
+
+
+@pytest.mark.parametrize('path', RESNET38D_CONFIGS)
+def test_coco_classifier_is_resnet38d(path, coco_root, tmp_path):
+    """Paper sec. 4.2: ResNet-38d classifies in every experiment; only the backbone differs
+    from the VGG16 variant."""
+    root, _ = coco_root
+    cfg, vgg = load(path), load(CLS_CONFIGS[RESNET38D_CONFIGS.index(path)])
+    init_default_scope(cfg.default_scope)
+    assert cfg.model.backbone.type == 'ResNet38d'
+    assert cfg.model.backbone.init_cfg.checkpoint == 'pretrain/resnet38d_ilsvrc.pth'
+    assert cfg.model.decode_head.in_channels == 4096
+    assert cfg.model.decode_head.num_classes == 80
+    for key in ('train_dataloader', 'optim_wrapper', 'param_scheduler', 'train_cfg',
+                'crop_size'):
+        assert cfg[key] == vgg[key], key
+    cfg.model.backbone.update(init_cfg=None, widen_factor=1 / 32)
+    cfg.model.decode_head.in_channels = 128
+    model = MODELS.build(cfg.model)
+    assert model.num_classes == 80
+    infer = DATASETS.build(_with_root(cfg.infer_dataset, root))
+    assert len(infer) == NUM_TRAIN
+
+
+def test_deeplab_vgg16_coco_config(coco_root):
+    """The paper's COCO segmentation network: DeepLab-LargeFOV, VGG16 backbone."""
+    root, ids = coco_root
+    cfg, r101 = load(VGG_DEEPLAB), load(DEEPLAB)
+    init_default_scope(cfg.default_scope)
+    assert cfg.model.backbone.type == 'VGG16OS8'
+    assert cfg.model.backbone.init_cfg.checkpoint == 'pretrain/vgg16_os8_imagenet.pth'
+    assert cfg.model.decode_head.num_classes == 81 and 'auxiliary_head' not in cfg.model
+    for key in ('train_dataloader', 'val_dataloader', 'train_cfg'):
+        assert cfg[key] == r101[key], key
+    cfg.model.backbone.update(init_cfg=None, base_channels=4, fc_channels=16)
+    cfg.model.decode_head.update(in_channels=16, channels=16)
+    model = MODELS.build(cfg.model).eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 64, 64), mode='tensor')
+    assert out.shape == (1, 81, 8, 8)  # output stride 8
+    train = DATASETS.build(_with_root(cfg.train_dataloader.dataset, root))
+    assert 'SegmentationClassSBCE' in train.get_data_info(0)['seg_map_path']
+    assert len(train) == NUM_TRAIN
 
 
 def test_sbce_coco_schedule_is_voc_scaled_to_coco():
@@ -242,7 +289,7 @@ def test_sbce_coco_trains_on_a_runner(tmp_path, one_thread):
                                             f'{img_id}.png')))
         Image.fromarray(mask, mode='L').save(init_q / f'{img_id}.png')
 
-    cfg = load('configs/sbce_coco.py')
+    cfg = load('configs/sbce/sbce_vgg16_4xb6-248k_coco2014-368x368.py')
     cfg.work_dir = str(work)
     cfg.model.backbone.update(base_channels=4, fc_channels=16, init_cfg=None)
     cfg.model.decode_head.update(in_channels=16, channels=8)
