@@ -20,6 +20,7 @@ from mmseg_sbce.datasets.class_count import check_class_counts
 from mmseg_sbce.engine.optimizers import AMP_DTYPES, amp_optim_wrapper
 from mmseg_sbce.utils import init_cpu_distributed, load_runner_config, report_input_errors
 from mmseg_sbce.utils.checkpoint import check_load_from
+from mmseg_sbce.utils.errors import InputError
 from mmseg_sbce.utils.runner_config import resolve_resume
 
 
@@ -42,6 +43,12 @@ def parse_args(argv=None):
         choices=AMP_DTYPES,
         help='autocast dtype of --amp (default: float16 on a GPU, bfloat16 on CPU, the only '
         'one CPU autocast supports)')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the learning rate linearly with the total batch size (GPUs x '
+        'train_dataloader.batch_size) relative to the config\'s auto_scale_lr.base_batch_size '
+        '(24 for the VOC/COCO recipes); off, the config\'s learning rate is used as is')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -73,6 +80,12 @@ def main(argv=None):
             cfg.optim_wrapper = amp_optim_wrapper(cfg.optim_wrapper, args.amp_dtype)
     elif args.amp_dtype is not None:
         raise ValueError('--amp-dtype needs --amp')
+
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
+            raise InputError(f'--auto-scale-lr: {args.config} has no '
+                             'auto_scale_lr.base_batch_size (the batch its lr is set for)')
+        cfg.auto_scale_lr.enable = True
 
     resolve_resume(cfg, args.resume)  # --resume resumes the work dir's run, not load_from
     if not cfg.resume:  # a resumed run restores its own weights

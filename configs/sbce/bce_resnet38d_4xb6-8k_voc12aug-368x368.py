@@ -39,6 +39,10 @@ train_dataloader = dict(
         ann_file='ImageSets/Segmentation/trainaug.txt',
         pipeline=train_pipeline))
 
+# The learning rates are set for batch 24 (4 GPUs x 6). On fewer GPUs the batch shrinks (1 GPU:
+# 6) and the rates stay as they are unless tools/train.py gets --auto-scale-lr, which scales
+# them by (GPUs x 6) / 24 (mmengine's linear rule; the paper only trains at 24).
+auto_scale_lr = dict(enable=False, base_batch_size=24)
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=5e-4),

@@ -88,6 +88,7 @@ log_processor = dict(by_epoch=False)
 load_from = {load_from!r}
 """
 FIRST_ITERS = []
+FIRST_LRS = []
 
 
 @HOOKS.register_module(force=True)
@@ -96,6 +97,7 @@ class _FirstIterHook(Hook):
 
     def before_train(self, runner):
         FIRST_ITERS.append(runner.iter)
+        FIRST_LRS.append(runner.optim_wrapper.get_lr()['lr'][0])
 
 
 def _train_tool():
@@ -141,3 +143,35 @@ def test_resolve_resume(tmp_path):
     (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_8.pth'))
     resolve_resume(cfg, True)
     assert cfg.resume is True and cfg.load_from == str(tmp_path / 'iter_8.pth')
+
+
+def test_auto_scale_lr_scales_with_the_batch_only_when_asked(tmp_path):
+    """1 GPU x batch 2 of a config set for batch 4: the LR halves with --auto-scale-lr only."""
+    init_default_scope('mmseg')
+    data_root = str(tmp_path / 'data')
+    generate_demo_dataset(data_root, num_train=4, num_val=1, img_size=32, num_classes=2)
+    train = _train_tool()
+    cfg_file = tmp_path / 'scaled.py'
+    cfg_file.write_text(RESUME_CONFIG.format(data_root=data_root, max_iters=1, load_from=None)
+                        + 'auto_scale_lr = dict(enable=False, base_batch_size=4)\n')
+    FIRST_LRS.clear()
+    train.main([str(cfg_file), '--work-dir', str(tmp_path / 'as_is')])
+    train.main([str(cfg_file), '--work-dir', str(tmp_path / 'scaled'), '--auto-scale-lr'])
+    assert FIRST_LRS == [pytest.approx(0.01), pytest.approx(0.005)]
+    plain = tmp_path / 'plain.py'
+    plain.write_text(RESUME_CONFIG.format(data_root=data_root, max_iters=1, load_from=None))
+    with pytest.raises(SystemExit, match="no auto_scale_lr.base_batch_size"):
+        train.main([str(plain), '--work-dir', str(tmp_path / 'plain'), '--auto-scale-lr'])
+
+
+@pytest.mark.parametrize('config', ['configs/sbce_voc.py', 'configs/sbce_coco.py',
+                                    'configs/bce_baseline_voc.py',
+                                    'configs/bce_baseline_coco.py',
+                                    'configs/sbce_voc_from_baseline.py'])
+def test_recipes_state_the_batch_their_lr_is_for(config):
+    cfg = load_runner_config(osp.join(REPO, config))
+    assert cfg.auto_scale_lr == dict(enable=False, base_batch_size=24)
+    assert cfg.train_dataloader.batch_size * 4 == 24  # the 4xb6 of the names
+    # the logit scale T: 10x the new layers' rate (reference implementation), no decay
+    assert cfg.optim_wrapper.paramwise_cfg.custom_keys['decode_head.T'] == dict(
+        lr_mult=10.0, decay_mult=0.0)
