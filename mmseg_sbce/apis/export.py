@@ -244,7 +244,8 @@ def generate_pseudo_labels(model: torch.nn.Module,
                                                       tuple(img.shape[-2:]))
                     elif len(pos):
                         logits, thr = infer_maps(net, img, pos, pcfg['scales'], pcfg['flip'],
-                                             None, pcfg['fusion'])
+                                             None, pcfg['fusion'], pcfg['min_side'],
+                                             pcfg['max_pixels'])
                         thr_pos = None if thr is None else thr[torch.as_tensor(
                             pos, dtype=torch.long)].numpy()
                     else:  # no foreground label: all background, no forward pass needed

@@ -10,7 +10,8 @@ unwrapped):
   (only called when ``extract_maps`` returns threshold logits);
 * ``num_classes`` (``C``) and ``data_preprocessor``.
 """
-from typing import Any, Optional, Sequence, Tuple
+import math
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 
 from ..utils.parallel import unwrap_model
 from .label_maps import positive_classes
-from .pseudo_cfg import FUSIONS
+from .pseudo_cfg import FUSIONS, PSEUDO_CFG_DEFAULTS
 
 #: Probabilities fused with ``fusion='probs'`` are kept in ``[EPS, 1 - EPS]`` when they are
 #: turned back into logits (``|x| <= 16.1``; float32 resolves ``1 - EPS``).
@@ -52,20 +53,57 @@ def num_classes_of(model: torch.nn.Module) -> int:
     return num_classes
 
 
+def pass_sizes(height: int, width: int, scales: Sequence[float],
+               min_side: Optional[int] = PSEUDO_CFG_DEFAULTS['min_side'],
+               max_pixels: Optional[int] = PSEUDO_CFG_DEFAULTS['max_pixels']
+               ) -> List[Tuple[int, int]]:
+    """The ``(h, w)`` of each multi-scale pass of a ``height x width`` network input.
+
+    The rule of ``pseudo_cfg.min_side`` / ``max_pixels`` (see ``PSEUDO_CFG_DEFAULTS``): the
+    image is first resized by one factor ``f`` (aspect kept), then by each scale:
+    ``f = min_side / min(height, width)`` when the shorter side is below ``min_side``,
+    else ``f = sqrt(max_pixels / pixels of the largest pass)`` when that pass is above
+    ``max_pixels``, else 1 (the passes are exactly ``round(side * scale)``).
+
+    Args:
+        height (int): Input height.
+        width (int): Input width.
+        scales (Sequence[float]): The scales.
+        min_side (int, optional): Minimum shorter side before scaling (None/0: off).
+        max_pixels (int, optional): Maximum pixels of the largest pass (None/0: off).
+
+    Returns:
+        list[tuple[int, int]]: One size per scale, in order, each side at least 1.
+    """
+    factor = 1.0
+    largest = height * width * max(scales) ** 2
+    if min_side and min(height, width) < min_side:
+        factor = min_side / min(height, width)
+    elif max_pixels and largest > max_pixels:
+        factor = math.sqrt(max_pixels / largest)
+    # factor 1.0: the very expressions of the uncapped passes (bit-identical sizes).
+    return [(max(1, int(round(height * scale * factor))),
+             max(1, int(round(width * scale * factor)))) if factor != 1.0 else
+            (max(1, int(round(height * scale))), max(1, int(round(width * scale))))
+            for scale in scales]
+
+
 @torch.no_grad()
 def _multi_scale_logits(model: torch.nn.Module, inputs: torch.Tensor, out_hw: Tuple[int, int],
                         pos: Optional[np.ndarray], scales: Sequence[float], flip: bool,
-                        fusion: str = 'logits') -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+                        fusion: str = 'logits', min_side: Optional[int] = None,
+                        max_pixels: Optional[int] = None
+                        ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Fused logits of the passes (positive channels only when ``pos`` is given) and the
     mean threshold logits ``[C]``. ``fusion='logits'``: mean of the upsampled, flipped-back
     logits; ``'probs'``: ``logit`` of the mean of the upsampled, flipped-back
-    probabilities (clamped to ``[FUSED_PROB_EPS, 1 - FUSED_PROB_EPS]``)."""
+    probabilities (clamped to ``[FUSED_PROB_EPS, 1 - FUSED_PROB_EPS]``). The pass sizes
+    follow :func:`pass_sizes`; every pass is upsampled back to the input's size."""
     height, width = inputs.shape[-2:]
     sel = None if pos is None else torch.as_tensor(pos, dtype=torch.long,
                                                    device=inputs.device)
     logit_sum, thr_sum, passes = None, None, 0
-    for scale in scales:
-        size = (max(1, int(round(height * scale))), max(1, int(round(width * scale))))
+    for size in pass_sizes(height, width, scales, min_side, max_pixels):
         x = inputs if size == (height, width) else F.interpolate(
             inputs, size=size, mode='bilinear', align_corners=False)
         # The flipped copy rides in the same batch: one forward per scale.
@@ -116,8 +154,11 @@ class EvalMode:
 
 
 def infer_maps(model: torch.nn.Module, img: torch.Tensor, pos: Optional[np.ndarray],
-           scales: Sequence[float], flip: bool, preprocess: Optional[bool],
-           fusion: str = 'logits') -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+               scales: Sequence[float], flip: bool, preprocess: Optional[bool],
+               fusion: str = 'logits',
+               min_side: Optional[int] = PSEUDO_CFG_DEFAULTS['min_side'],
+               max_pixels: Optional[int] = PSEUDO_CFG_DEFAULTS['max_pixels']
+               ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Fused logits of the ``pos`` channels ``[K, H, W]`` (all channels when ``pos`` is
     None) and the mapped thresholds ``[C]`` (None without a threshold branch), on CPU.
 
@@ -137,7 +178,8 @@ def infer_maps(model: torch.nn.Module, img: torch.Tensor, pos: Optional[np.ndarr
         out_hw = tuple(inputs.shape[-2:])
     if fusion not in FUSIONS:
         raise ValueError(f'fusion must be one of {FUSIONS}, got {fusion!r}')
-    logits, thr_logit = _multi_scale_logits(model, inputs, out_hw, pos, scales, flip, fusion)
+    logits, thr_logit = _multi_scale_logits(model, inputs, out_hw, pos, scales, flip, fusion,
+                                            min_side, max_pixels)
     logits = logits.cpu()
     # The mean of the passes' threshold logits is mapped once (not the mean of the mapped
     # thresholds); the mapping is the model's own (its logit scale).
@@ -152,7 +194,10 @@ def multi_scale_maps(model: torch.nn.Module,
                      flip: bool = True,
                      preprocess: Optional[bool] = None,
                      logits: bool = False,
-                     fusion: str = 'logits') -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+                     fusion: str = 'logits',
+                     min_side: Optional[int] = PSEUDO_CFG_DEFAULTS['min_side'],
+                     max_pixels: Optional[int] = PSEUDO_CFG_DEFAULTS['max_pixels']
+                     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Multi-scale (+ flip) class probabilities (or logits) and the mapped adaptive
     threshold.
 
@@ -182,6 +227,8 @@ def multi_scale_maps(model: torch.nn.Module,
             classes then get ``-inf``.
         fusion (str): ``'logits'`` or ``'probs'``; with ``'probs'`` the returned logits are
             ``logit`` of the mean probability (clamped to ``FUSED_PROB_EPS``).
+        min_side (int, optional): see :func:`pass_sizes`.
+        max_pixels (int, optional): see :func:`pass_sizes`.
 
     Returns:
         tuple: ``probs`` (or logits) ``[C, H, W]`` float32 and ``thr`` ``[C]`` float32
@@ -189,7 +236,8 @@ def multi_scale_maps(model: torch.nn.Module,
     """
     model = unwrap_model(model)
     with EvalMode(model):
-        maps, thr = infer_maps(model, img, None, scales, flip, preprocess, fusion)
+        maps, thr = infer_maps(model, img, None, scales, flip, preprocess, fusion, min_side,
+                               max_pixels)
     if not logits:
         maps = maps.sigmoid()
     if gt_labels is not None:

@@ -25,6 +25,15 @@ FUSIONS = ('logits', 'probs')
 #: * ``scales``: image scales of the multi-scale inference.
 #: * ``flip``: add the horizontally flipped image at every scale (flipped back before
 #:   averaging), i.e. ``2 * len(scales)`` passes.
+#: * ``min_side``: an image whose shorter side is below it is upsampled (aspect kept) so
+#:   that its shorter side is ``min_side`` before the scales apply (tiny images would
+#:   otherwise shrink to less than one feature cell); labels keep the image's own size.
+#:   ``None`` or 0: off.
+#: * ``max_pixels``: the largest pass (``max(scales)``) has at most this many pixels: a
+#:   larger image is downscaled (aspect kept) before the scales apply, so memory and time
+#:   stay bounded; labels keep the image's own size. The default leaves every VOC and COCO
+#:   image (at most 640 px a side) untouched at scale 2.0. ``min_side`` wins when both
+#:   apply (extreme aspect ratios). ``None`` or 0: off.
 #: * ``threshold``: ``'adaptive'`` = eq. 9 with the network's own threshold mapped into the
 #:   unscaled space; a float in (0, 1) = CAM-style fixed background threshold.
 #: * ``fusion``: how the passes are combined. ``'logits'``: the unscaled logits of every
@@ -54,6 +63,8 @@ FUSIONS = ('logits', 'probs')
 PSEUDO_CFG_DEFAULTS: Dict[str, Any] = dict(
     scales=(1.0, 0.5, 1.5, 2.0),
     flip=True,
+    min_side=16,
+    max_pixels=1280 * 1280,
     threshold='adaptive',
     fusion=None,
     normalize_cam=None,
@@ -120,6 +131,11 @@ def resolve_pseudo_cfg(cfg: Optional[dict] = None) -> dict:
     out['scales'] = tuple(float(s) for s in out['scales'])
     if not out['scales'] or min(out['scales']) <= 0:
         raise ValueError(f'scales must be positive, got {out["scales"]}')
+    for key in ('min_side', 'max_pixels'):
+        value = out[key]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < 0):
+            raise ValueError(f'{key} must be None or a non-negative integer, got {value!r}')
     if out['unsure'] is not None:
         margin = dict(out['unsure']).get('margin')
         if set(dict(out['unsure'])) != {'margin'} or not isinstance(margin, Number) \

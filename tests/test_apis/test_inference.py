@@ -114,3 +114,57 @@ def test_multi_scale_restores_modes_and_grad():
     probs, _ = multi_scale_maps(model, _image(), [0], scales=(1.0, ))
     assert model.training and not model.decode_head.training and model.conv.training
     assert not probs.requires_grad and torch.is_grad_enabled()
+
+
+class _SizeSpy(torch.nn.Module):
+    """Wraps a classifier and records the input size of every forward pass."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.num_classes = model.num_classes
+        self.data_preprocessor = model.data_preprocessor
+        self.sizes = []
+
+    def extract_maps(self, inputs):
+        self.sizes.append(tuple(inputs.shape[-2:]))
+        return self.model.extract_maps(inputs)
+
+    def map_threshold_logits(self, thr_logits):
+        return self.model.map_threshold_logits(thr_logits)
+
+
+def test_pass_sizes_leave_voc_coco_and_demo_sizes_alone():
+    from mmseg_sbce.apis.inference import pass_sizes
+    scales = (1.0, 0.5, 1.5, 2.0)
+    for h, w in [(500, 375), (375, 500), (640, 640), (480, 640), (128, 128), (20, 28)]:
+        assert pass_sizes(h, w, scales) == [(round(h * s), round(w * s)) for s in scales]
+
+
+def test_pass_sizes_upsample_tiny_and_cap_large_images():
+    from mmseg_sbce.apis.inference import pass_sizes
+    scales = (1.0, 0.5, 1.5, 2.0)
+    assert pass_sizes(1, 1, scales) == [(16, 16), (8, 8), (24, 24), (32, 32)]
+    assert pass_sizes(8, 4, scales)[0] == (32, 16)  # shorter side to min_side, aspect kept
+    sizes = pass_sizes(2000, 3000, scales, max_pixels=1280 * 1280)
+    assert max(h * w for h, w in sizes) <= 1280 * 1280 * 1.01
+    assert sizes[3] == (1045, 1568)  # aspect kept: sqrt(1280^2 / (4000 * 6000)) * 4000
+    assert pass_sizes(2000, 3000, scales, max_pixels=None)[3] == (4000, 6000)
+    assert pass_sizes(1, 1, scales, min_side=0)[0] == (1, 1)
+
+
+@pytest.mark.parametrize('size', [(1, 1), (8, 8), (6, 120), (130, 90)])
+def test_multi_scale_maps_at_the_image_size(size):
+    """Tiny and extreme-aspect images: labelled at their own size; a capped large image
+    (a low max_pixels stands for a 3000 x 2000 photo) too, with no pass over the cap."""
+    spy = _SizeSpy(fw.FakeColorClassifier(stride=2))
+    cap = 64 * 64 if size == (130, 90) else PSEUDO_MAX
+    maps, thr = multi_scale_maps(spy, _image(size=size), None, scales=(1.0, 0.5, 2.0),
+                                 flip=True, max_pixels=cap)
+    assert maps.shape == (fw.NUM_CLASSES, ) + size
+    assert torch.isfinite(maps).all() and thr is not None
+    assert min(min(s) for s in spy.sizes) >= 8  # 16 at scale 1.0, 8 at 0.5
+    assert max(h * w for h, w in spy.sizes) <= cap * 1.01
+
+
+PSEUDO_MAX = 1280 * 1280

@@ -209,3 +209,26 @@ def test_load_from_mismatch_opt_in_and_matching_checkpoint(ckpt, tmp_path):
         check_load_from(cfg)
     cfg.reinit_head_on_mismatch = True
     check_load_from(cfg)  # the head may differ: mmengine re-initialises it
+
+
+# -------------------------------------------------------- tiny and extreme-aspect images
+def test_tiny_and_narrow_images_are_labelled_at_their_size(tools, data_root, ckpt,
+                                                            tmp_path):
+    """1 x 1 (a torch error before), 8 x 8 and a 4000 x 20-like strip: every image gets a
+    label PNG of its own size (pseudo_cfg.min_side, docs/pseudo_labels.md)."""
+    import numpy as np
+    from PIL import Image
+    root = str(tmp_path / 'data')
+    shutil.copytree(data_root, root)
+    with open(osp.join(root, 'ImageSets', 'Segmentation', 'train.txt')) as f:
+        ids = f.read().split()
+    sizes = {ids[0]: (1, 1), ids[1]: (8, 8), ids[2]: (12, 400)}  # (h, w)
+    rng = np.random.default_rng(0)
+    for img_id, (h, w) in sizes.items():
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(
+            osp.join(root, 'JPEGImages', img_id + '.jpg'))
+    out = tmp_path / 'out'
+    assert _gen_pseudo(tools, root, ckpt, out) == 0
+    for img_id, (h, w) in sizes.items():
+        with Image.open(out / f'{img_id}.png') as label:
+            assert label.size == (w, h), img_id
