@@ -92,13 +92,20 @@ def read_label_png(path: str) -> np.ndarray:
     """Label ids of a PNG: palette indices of mode 'P', values of mode 'L'/'I'.
 
     Raises:
-        ValueError: for an image of another mode (e.g. an RGB rendering of a label map).
+        ValueError: for an image of another mode (e.g. an RGB rendering of a label map), or
+            a file that does not decode (truncated, not an image); the message names it.
     """
     from PIL import Image
-    with Image.open(path) as img:
-        if img.mode not in ('P', 'L', 'I', 'I;16'):
-            raise ValueError(f'{path}: a label PNG must be mode P or L, got {img.mode}')
-        return np.asarray(img)
+    try:
+        with Image.open(path) as img:
+            if img.mode not in ('P', 'L', 'I', 'I;16'):
+                raise ValueError(f'{path}: a label PNG must be mode P or L, got {img.mode}')
+            return np.asarray(img)
+    except (OSError, SyntaxError) as exc:  # PIL: truncated / unidentified / bad chunks
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ValueError(f'{path}: not a readable label PNG ({type(exc).__name__}: '
+                         f'{exc})') from None
 
 
 def parse_split(lines: Iterable[str]) -> List[str]:

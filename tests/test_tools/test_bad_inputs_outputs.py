@@ -210,3 +210,12 @@ def test_image_without_foreground_gets_a_background_label(setup, tmp_path):
     assert (read_label_png(str(out / 'empty.png')) == 0).all()
     assert _manifest(out)['counts'] == dict(total=5, written=5, skipped=0, failed=0)
     assert _manifest(out)['identity']['dataset']['keep_unlabelled'] is True
+
+
+def test_eval_truncated_prediction_names_the_file(setup, tmp_path, capsys):
+    pred = _copy_ref(setup, tmp_path)
+    png = pred / f'{IDS[2]}.png'
+    png.write_bytes(png.read_bytes()[:200])
+    assert _eval(setup, pred, '--out', str(tmp_path / 'rep')) == 1
+    err = capsys.readouterr().err
+    assert str(png) in err and 'Traceback' not in err
