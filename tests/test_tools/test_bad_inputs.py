@@ -232,3 +232,33 @@ def test_tiny_and_narrow_images_are_labelled_at_their_size(tools, data_root, ckp
     for img_id, (h, w) in sizes.items():
         with Image.open(out / f'{img_id}.png') as label:
             assert label.size == (w, h), img_id
+
+
+# ------------------------------------------------------------- grayscale / palette images
+def test_grayscale_and_palette_images_are_read_as_rgb(tools, data_root, ckpt, tmp_path):
+    """Even through a decoder that keeps one channel (pillow, 'unchanged'), a palette image
+    gives the network the same input (so the same saved maps) as its RGB rendering, and a
+    grayscale image is labelled at its size."""
+    import numpy as np
+    from PIL import Image
+
+    from mmseg_sbce.apis import load_maps_npz
+    root = str(tmp_path / 'data')
+    shutil.copytree(data_root, root)
+    with open(osp.join(root, 'ImageSets', 'Segmentation', 'train.txt')) as f:
+        ids = f.read().split()
+    path = osp.join(root, 'JPEGImages', ids[1] + '.jpg')
+    rgb = np.array(Image.open(path).convert('RGB'))
+    palette = Image.fromarray(rgb).quantize(colors=16)
+    Image.fromarray(rgb).convert('L').save(
+        osp.join(root, 'JPEGImages', ids[0] + '.jpg'), format='PNG')
+    decoder = [f'pseudo_dataloader.dataset.pipeline.0.{k}'
+               for k in ('imdecode_backend=pillow', 'color_type=unchanged')]
+    maps = {}
+    for name, image in [('palette', palette), ('rgb', palette.convert('RGB'))]:
+        image.save(path, format='PNG')  # same content, as a palette or as an RGB file
+        out = tmp_path / name
+        assert _gen_pseudo(tools, root, ckpt, out, *decoder, '--save-probs') == 0
+        maps[name] = load_maps_npz(str(out / 'probs' / f'{ids[1]}.npz'))[0]
+        assert np.array(Image.open(out / f'{ids[0]}.png')).shape == rgb.shape[:2]
+    np.testing.assert_array_equal(maps['palette'], maps['rgb'])
