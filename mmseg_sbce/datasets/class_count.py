@@ -48,8 +48,8 @@ def _dataset_cfgs(cfg: Any) -> Iterator[Tuple[str, dict]]:
 def check_class_counts(cfg: Any, config_name: str = 'the config') -> None:
     """Raise when a WSSS data set of ``cfg`` has another class count than its model.
 
-    Each WSSS data set is instantiated lazily (``lazy_init=True``: its class list only,
-    no split or label file is read), so the check costs a few milliseconds.
+    Each WSSS data set is instantiated lazily (``lazy_init=True``, no pipeline: its class
+    list only, no split or label file is read), so the check is cheap.
 
     Args:
         cfg (Config | dict): The full config.
@@ -68,7 +68,10 @@ def check_class_counts(cfg: Any, config_name: str = 'the config') -> None:
         ds_cls = DATASETS.get(ds_type) if isinstance(ds_type, str) else ds_type
         if not isinstance(ds_cls, type) or not issubclass(ds_cls, BaseWSSSDataset):
             continue
-        dataset = DATASETS.build(dict(copy.deepcopy(dict(ds_cfg)), lazy_init=True))
+        # Only the class list is needed: no pipeline (its transforms may come from
+        # custom_imports the Runner has not imported yet), no data list.
+        dataset = DATASETS.build(
+            dict(copy.deepcopy(dict(ds_cfg)), pipeline=[], lazy_init=True))
         if dataset.num_classes != num_classes:
             label_file = (f', label file {dataset.label_file}'
                           if dataset.label_file else '')
