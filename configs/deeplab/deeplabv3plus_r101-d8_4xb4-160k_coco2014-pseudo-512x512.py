@@ -1,5 +1,6 @@
 # DeepLabV3+ R101 on MS-COCO 2014 train (82,081 images), trained on SBCE pseudo-labels only
-# (no paper row: the paper's COCO row uses ./deeplab-largefov_vgg16-os8_4xb4-160k_coco2014-pseudo-512x512.py);
+# (no paper row: the paper's COCO row uses
+# ./deeplab-largefov_vgg16-os8_4xb4-160k_coco2014-pseudo-512x512.py);
 # validated on the real val2014 masks (40,137 images, 81 classes incl. background).
 #
 # mmseg ships no COCO-2014 (objects, 81 classes) config, so this inherits the stock VOC

@@ -1,7 +1,8 @@
 # VARIANT (the paper classifies with ResNet-38d: ./bce_resnet38d_4xb6-62k_coco2014-368x368.py).
 # GAP-BCE baseline classifier (VGG16, output stride 8) on MS-COCO 2014 train (82,081 images):
-# its CAMs + dCRF give the initial Q of ./sbce_vgg16_4xb6-248k_coco2014-368x368.py (tools/gen_pseudo.py --threshold
-# BG_THRESHOLD). Same recipe as configs/bce_baseline_voc.py; what differs and why:
+# its CAMs + dCRF give the initial Q of ./sbce_vgg16_4xb6-248k_coco2014-368x368.py
+# (tools/gen_pseudo.py --threshold BG_THRESHOLD). Same recipe as configs/bce_baseline_voc.py;
+# what differs and why:
 # - backbone VGG16 (paper sec. 4.4, Tab. 3: "On the MS-COCO dataset, we use VGG16 as the
 #   backbone", said of the segmentation network, not of this classifier), 80 classes;
 # - crop 368, not the 321 of DeepLab-LargeFOV's VGG16 recipes: the classifier is fully
