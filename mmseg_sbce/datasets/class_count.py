@@ -70,8 +70,13 @@ def check_class_counts(cfg: Any, config_name: str = 'the config') -> None:
             continue
         # Only the class list is needed: no pipeline (its transforms may come from
         # custom_imports the Runner has not imported yet), no data list.
-        dataset = DATASETS.build(
-            dict(copy.deepcopy(dict(ds_cfg)), pipeline=[], lazy_init=True))
+        try:
+            dataset = DATASETS.build(
+                dict(copy.deepcopy(dict(ds_cfg)), pipeline=[], lazy_init=True))
+        except FileNotFoundError:
+            # Data this run does not use (e.g. the train set under tools/test.py); if the
+            # run does use it, building it later reports the missing file.
+            continue
         if dataset.num_classes != num_classes:
             label_file = (f', label file {dataset.label_file}'
                           if dataset.label_file else '')
