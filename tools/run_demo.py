@@ -27,7 +27,6 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 BASELINE_CFG = 'configs/demo/bce_baseline_demo.py'
 SBCE_CFG = 'configs/demo/sbce_demo.py'
 DEEPLAB_CFG = 'configs/demo/deeplabv3plus_demo.py'
-SWEEP = ('0.05', '0.99', '0.02')
 
 
 def parse_args(argv=None):
@@ -97,7 +96,8 @@ class Demo:
                 osp.join(self.data, 'ImageSets/Segmentation/train.txt'), '--num-classes',
                 self.num_classes + 1, '--out', report]
         if probs:
-            args += ['--probs-dir', probs, '--sweep', *SWEEP]
+            # eval_pseudo's default sweep: the whole range 0.01-0.99 in steps of 0.01
+            args += ['--probs-dir', probs]
         self.py('tools/eval_pseudo.py', *args)
 
     def best_threshold_crf(self, cfg, ckpt, report, maps, out, report_out, data_opt):
