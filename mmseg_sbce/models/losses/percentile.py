@@ -40,9 +40,8 @@ def percentile_threshold(probs: Tensor,
     It is a selection, O(N) per map, not a sort: on CPU numpy's introselect
     (``np.partition``), elsewhere :func:`torch.kthvalue`. Both take one rank per call, so
     maps are visited one by one; only the maps in ``mask`` are computed (typically the
-    1-3 positive classes of each image). On a 2-core CPU ``np.partition`` measured about
-    12 us per 46x46 map, 1-4x faster than ``torch.kthvalue`` and more than 10x faster than
-    ``torch.sort``.
+    1-3 positive classes of each image). On CPU ``np.partition`` is the fastest of the three
+    (``torch.kthvalue``, ``torch.sort``; timings in docs/benchmarks.md).
 
     Because selection commutes with any increasing function, callers may pass logits
     instead of probabilities and apply ``sigmoid`` to the result (the head does, to avoid a

@@ -52,8 +52,8 @@ def positive_uncertainty_from_logits(logits: Tensor, thr_logits: Tensor) -> Tens
     The probability form cannot be evaluated once logits are large: a classifier trained
     with GAP-BCE and the logit scale ``s = 10`` easily has scaled logits in the hundreds,
     where ``sigmoid`` is exactly 1 in float32. The percentile threshold is then ``t = 1``,
-    every pixel counts as "below" and the loss pushes the whole object towards 0 (measured on
-    the demo: 96 % of the thresholds of a batch were exactly 1). Here the side of a pixel is
+    every pixel counts as "below" and the loss pushes the whole object towards 0 (seen on the
+    demo, docs/results.md). Here the side of a pixel is
     decided by its logit and ``r`` is a ratio of log-sigmoids, so ranks are kept however
     large the logits are.
 
