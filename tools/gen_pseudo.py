@@ -3,7 +3,7 @@
 
     python tools/gen_pseudo.py CONFIG CHECKPOINT --out DIR [--split NAME] [--crf/--no-crf]
         [--threshold adaptive|FLOAT] [--scales 1.0 0.5 1.5 2.0] [--flip/--no-flip]
-        [--workers N] [--save-probs] [--from-maps MAPS_DIR] [--overwrite]
+        [--amp [bf16|fp16]] [--workers N] [--save-probs] [--from-maps MAPS_DIR] [--overwrite]
         [--cfg-options KEY=VALUE ...]
 
 Distributed: ``tools/dist_gen_pseudo.sh CONFIG CHECKPOINT GPUS --out DIR ...``; every rank
@@ -37,6 +37,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--scales', type=float, nargs='+', help='inference scales')
     parser.add_argument('--flip', action=argparse.BooleanOptionalAction, default=None,
                         help='horizontal-flip passes (default on)')
+    parser.add_argument(
+        '--amp', nargs='?', const='auto', choices=['auto', 'bf16', 'fp16'],
+        help='network passes under autocast (pseudo_cfg.amp): bf16, fp16 (CUDA only) or, '
+        'without a value, fp16 on CUDA and bf16 on CPU; fusion and dCRF stay float32')
     parser.add_argument('--workers', type=int,
                         help='dCRF worker processes per rank (default: cores / ranks per node)')
     parser.add_argument(
@@ -57,6 +61,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _amp_name(amp: str) -> str:
+    """``--amp`` -> ``pseudo_cfg.amp``: ``auto`` is fp16 on CUDA and bf16 on CPU; fp16 on a
+    machine without CUDA is refused (CPU autocast supports bfloat16 only)."""
+    import torch
+    if amp == 'auto':
+        return 'fp16' if torch.cuda.is_available() else 'bf16'
+    if amp == 'fp16' and not torch.cuda.is_available():
+        raise SystemExit('gen_pseudo: --amp fp16 needs a CUDA device; use --amp bf16 on CPU')
+    return amp
+
+
 def _pseudo_cfg(cfg, args) -> dict:
     from mmseg_sbce.apis import resolve_pseudo_cfg
     pcfg = dict(cfg.get('pseudo_cfg', None) or {})
@@ -69,6 +84,8 @@ def _pseudo_cfg(cfg, args) -> dict:
         pcfg['flip'] = args.flip
     if args.crf is not None:
         pcfg['crf'] = dict(pcfg.get('crf') or {}, enabled=args.crf)
+    if args.amp is not None:
+        pcfg['amp'] = _amp_name(args.amp)
     return resolve_pseudo_cfg(pcfg)
 
 

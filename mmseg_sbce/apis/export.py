@@ -245,7 +245,7 @@ def generate_pseudo_labels(model: torch.nn.Module,
                     elif len(pos):
                         logits, thr = infer_maps(net, img, pos, pcfg['scales'], pcfg['flip'],
                                              None, pcfg['fusion'], pcfg['min_side'],
-                                             pcfg['max_pixels'])
+                                             pcfg['max_pixels'], pcfg['amp'])
                         thr_pos = None if thr is None else thr[torch.as_tensor(
                             pos, dtype=torch.long)].numpy()
                     else:  # no foreground label: all background, no forward pass needed

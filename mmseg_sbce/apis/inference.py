@@ -10,6 +10,7 @@ unwrapped):
   (only called when ``extract_maps`` returns threshold logits);
 * ``num_classes`` (``C``) and ``data_preprocessor``.
 """
+import contextlib
 import math
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 
 from ..utils.parallel import unwrap_model
 from .label_maps import positive_classes
-from .pseudo_cfg import FUSIONS, PSEUDO_CFG_DEFAULTS
+from .pseudo_cfg import AMP_DTYPES, FUSIONS, PSEUDO_CFG_DEFAULTS
 
 #: Probabilities fused with ``fusion='probs'`` are kept in ``[EPS, 1 - EPS]`` when they are
 #: turned back into logits (``|x| <= 16.1``; float32 resolves ``1 - EPS``).
@@ -88,17 +89,47 @@ def pass_sizes(height: int, width: int, scales: Sequence[float],
             for scale in scales]
 
 
+def autocast_context(amp: Optional[str], device: torch.device) -> Any:
+    """The autocast context of the network passes for ``pseudo_cfg.amp``.
+
+    Args:
+        amp (str, optional): None (float32, no autocast: today's path, bit-identical),
+            ``'bf16'`` or ``'fp16'``.
+        device (torch.device): the model's device.
+
+    Returns:
+        A context manager: ``torch.autocast`` of the device type and dtype, or a null
+        context for None.
+
+    Raises:
+        ValueError: an unknown ``amp``, or ``'fp16'`` on a CPU (CPU autocast computes in
+            bfloat16 only).
+    """
+    if amp is None:
+        return contextlib.nullcontext()
+    if amp not in AMP_DTYPES:
+        raise ValueError(f'pseudo_cfg.amp must be None or one of {sorted(AMP_DTYPES)}, '
+                         f'got {amp!r}')
+    if amp == 'fp16' and device.type == 'cpu':
+        raise ValueError("pseudo_cfg.amp='fp16' needs a CUDA device (CPU autocast supports "
+                         "bfloat16 only); use amp='bf16' on a CPU")
+    return torch.autocast(device.type, dtype=getattr(torch, AMP_DTYPES[amp]))
+
+
 @torch.no_grad()
 def _multi_scale_logits(model: torch.nn.Module, inputs: torch.Tensor, out_hw: Tuple[int, int],
                         pos: Optional[np.ndarray], scales: Sequence[float], flip: bool,
                         fusion: str = 'logits', min_side: Optional[int] = None,
-                        max_pixels: Optional[int] = None
+                        max_pixels: Optional[int] = None, amp: Optional[str] = None
                         ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Fused logits of the passes (positive channels only when ``pos`` is given) and the
     mean threshold logits ``[C]``. ``fusion='logits'``: mean of the upsampled, flipped-back
     logits; ``'probs'``: ``logit`` of the mean of the upsampled, flipped-back
     probabilities (clamped to ``[FUSED_PROB_EPS, 1 - FUSED_PROB_EPS]``). The pass sizes
-    follow :func:`pass_sizes`; every pass is upsampled back to the input's size."""
+    follow :func:`pass_sizes`; every pass is upsampled back to the input's size. Only the
+    network runs under ``amp`` (:func:`autocast_context`): its outputs are cast to float32
+    before the fusion, so resizing, fusion and everything after stay float32."""
+    autocast = autocast_context(amp, inputs.device)
     height, width = inputs.shape[-2:]
     sel = None if pos is None else torch.as_tensor(pos, dtype=torch.long,
                                                    device=inputs.device)
@@ -108,7 +139,8 @@ def _multi_scale_logits(model: torch.nn.Module, inputs: torch.Tensor, out_hw: Tu
             inputs, size=size, mode='bilinear', align_corners=False)
         # The flipped copy rides in the same batch: one forward per scale.
         batch = torch.cat([x, x.flip(-1)], dim=0) if flip else x
-        cls_logits, thr_logits = model.extract_maps(batch)
+        with autocast:
+            cls_logits, thr_logits = model.extract_maps(batch)
         if sel is not None:
             cls_logits = cls_logits.index_select(1, sel)
         cls_logits = cls_logits.float()
@@ -157,7 +189,8 @@ def infer_maps(model: torch.nn.Module, img: torch.Tensor, pos: Optional[np.ndarr
                scales: Sequence[float], flip: bool, preprocess: Optional[bool],
                fusion: str = 'logits',
                min_side: Optional[int] = PSEUDO_CFG_DEFAULTS['min_side'],
-               max_pixels: Optional[int] = PSEUDO_CFG_DEFAULTS['max_pixels']
+               max_pixels: Optional[int] = PSEUDO_CFG_DEFAULTS['max_pixels'],
+               amp: Optional[str] = PSEUDO_CFG_DEFAULTS['amp']
                ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Fused logits of the ``pos`` channels ``[K, H, W]`` (all channels when ``pos`` is
     None) and the mapped thresholds ``[C]`` (None without a threshold branch), on CPU.
@@ -179,7 +212,7 @@ def infer_maps(model: torch.nn.Module, img: torch.Tensor, pos: Optional[np.ndarr
     if fusion not in FUSIONS:
         raise ValueError(f'fusion must be one of {FUSIONS}, got {fusion!r}')
     logits, thr_logit = _multi_scale_logits(model, inputs, out_hw, pos, scales, flip, fusion,
-                                            min_side, max_pixels)
+                                            min_side, max_pixels, amp)
     logits = logits.cpu()
     # The mean of the passes' threshold logits is mapped once (not the mean of the mapped
     # thresholds); the mapping is the model's own (its logit scale).
@@ -196,7 +229,8 @@ def multi_scale_maps(model: torch.nn.Module,
                      logits: bool = False,
                      fusion: str = 'logits',
                      min_side: Optional[int] = PSEUDO_CFG_DEFAULTS['min_side'],
-                     max_pixels: Optional[int] = PSEUDO_CFG_DEFAULTS['max_pixels']
+                     max_pixels: Optional[int] = PSEUDO_CFG_DEFAULTS['max_pixels'],
+                     amp: Optional[str] = PSEUDO_CFG_DEFAULTS['amp']
                      ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Multi-scale (+ flip) class probabilities (or logits) and the mapped adaptive
     threshold.
@@ -229,6 +263,8 @@ def multi_scale_maps(model: torch.nn.Module,
             ``logit`` of the mean probability (clamped to ``FUSED_PROB_EPS``).
         min_side (int, optional): see :func:`pass_sizes`.
         max_pixels (int, optional): see :func:`pass_sizes`.
+        amp (str, optional): autocast of the network passes (``pseudo_cfg.amp``): None
+            (float32), ``'bf16'`` or ``'fp16'`` (CUDA only); see :func:`autocast_context`.
 
     Returns:
         tuple: ``probs`` (or logits) ``[C, H, W]`` float32 and ``thr`` ``[C]`` float32
@@ -237,7 +273,7 @@ def multi_scale_maps(model: torch.nn.Module,
     model = unwrap_model(model)
     with EvalMode(model):
         maps, thr = infer_maps(model, img, None, scales, flip, preprocess, fusion, min_side,
-                               max_pixels)
+                               max_pixels, amp)
     if not logits:
         maps = maps.sigmoid()
     if gt_labels is not None:

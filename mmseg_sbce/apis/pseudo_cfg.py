@@ -20,6 +20,9 @@ from typing import Any, Dict, Optional
 #: How the passes of the multi-scale inference are combined (``pseudo_cfg.fusion``).
 FUSIONS = ('logits', 'probs')
 
+#: ``pseudo_cfg.amp`` values -> the autocast dtype of the network passes.
+AMP_DTYPES = {'bf16': 'bfloat16', 'fp16': 'float16'}
+
 #: Every key of ``pseudo_cfg`` with its default. This dict is the single definition.
 #:
 #: * ``scales``: image scales of the multi-scale inference.
@@ -56,6 +59,9 @@ FUSIONS = ('logits', 'probs')
 #:   close to the foreground/background decision, is labelled 255. With ``unary='labels'``
 #:   unsure pixels get a uniform unary in the dCRF (they do not push their neighbours);
 #:   with either unary they stay 255 after it.
+#: * ``amp``: autocast of the network passes: ``None`` (float32, the default), ``'bf16'`` or
+#:   ``'fp16'`` (CUDA only; CPU autocast computes in bfloat16 only). The network's outputs
+#:   are cast to float32 before the fusion; fusion, labelling and dCRF stay float32.
 #: * ``crf``: dense CRF settings; ``enabled``; ``unary``: ``'labels'`` (``unary_from_labels``
 #:   on the eq. 9 / CAM label map, ``gt_prob``) or ``'probs'`` (``unary_from_softmax`` on
 #:   ``softmax([0, S_1..S_K] / prob_temperature)``, which keeps the argmax of the labelling);
@@ -65,6 +71,7 @@ PSEUDO_CFG_DEFAULTS: Dict[str, Any] = dict(
     flip=True,
     min_side=16,
     max_pixels=1280 * 1280,
+    amp=None,
     threshold='adaptive',
     fusion=None,
     normalize_cam=None,
@@ -142,6 +149,8 @@ def resolve_pseudo_cfg(cfg: Optional[dict] = None) -> dict:
                 or margin < 0:
             raise ValueError('unsure must be None or dict(margin=non-negative float), got '
                              f'{out["unsure"]!r}')
+    if out['amp'] is not None and out['amp'] not in AMP_DTYPES:
+        raise ValueError(f'amp must be None or one of {sorted(AMP_DTYPES)}, got {out["amp"]!r}')
     crf = out['crf']
     if crf['unary'] not in ('labels', 'probs'):
         raise ValueError(f'crf.unary must be "labels" or "probs", got {crf["unary"]!r}')
