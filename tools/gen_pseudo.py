@@ -167,6 +167,10 @@ def main(argv=None) -> int:
     if rank == 0:
         print(f'gen_pseudo: {summary["written"]} written, {summary["skipped"]} already there, '
               f'{len(failures)} failed of {summary["total"]} -> {out_dir}')
+        fallbacks = summary.get('saliency_fallbacks')
+        if fallbacks:
+            print(f'gen_pseudo: {len(fallbacks)} images labelled without their saliency map '
+                  f'(on_missing="fallback"): {", ".join(f["img_id"] for f in fallbacks)}')
         if failures:
             print(f'gen_pseudo: {len(failures)} images could not be labelled:',
                   file=sys.stderr)

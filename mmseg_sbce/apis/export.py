@@ -15,7 +15,7 @@ import os.path as osp
 import shutil
 import time
 from collections import deque
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 import torch
@@ -29,6 +29,44 @@ from .label_maps import positive_classes, pseudo_label_from_maps
 from .manifest import (COMPLETE, COMPLETE_WITH_FAILURES, MANIFEST, MANIFEST_FORMAT, RUNNING,
                        canonical, check_out_dir, now_iso, versions, write_manifest)
 from .pseudo_cfg import resolve_pseudo_cfg
+from .saliency import saliency_for_image
+
+
+class PseudoLabeller:
+    """A labelling rule other than the classifier's, plugged into the export.
+
+    :func:`export_pseudo_labels` / :func:`generate_pseudo_labels` label every image with
+    the classifier's rule (eq. 9 / CAM threshold + dCRF, :func:`~.label_maps.pseudo_label_from_maps`)
+    unless a labeller is given. A labeller works on the saved maps of an earlier export
+    (``maps_dir``, the ``probs/`` of ``gen_pseudo --save-probs``) in two steps:
+
+    * :meth:`prepare` runs in the export's process, once per image, with the model passed
+      to the export (e.g. a network on the image); what it returns is sent to a worker;
+    * :meth:`worker` returns a picklable callable ``fn(img_rgb, logits, thr, pos, payload)
+      -> uint8 [H, W] label map`` (ids ``0..C``, 255) that runs in the worker pool (e.g.
+      a random walk), where ``img_rgb`` is ``[H, W, 3]`` uint8, ``logits`` ``[K, H, W]``
+      float the saved maps of the positive classes ``pos``, ``thr`` their saved thresholds.
+
+    Subclasses set :attr:`num_classes` (``C``, for the image labels) and return what decides
+    their output from :meth:`identity` (recorded in the manifest; a folder is reused only
+    by a run with the same identity).
+    """
+
+    #: Number of foreground classes ``C``.
+    num_classes: int = 0
+
+    def identity(self) -> Dict[str, Any]:
+        """What decides the labels besides the maps and ``pseudo_cfg`` (JSON-able)."""
+        return {}
+
+    def prepare(self, model: torch.nn.Module, inputs: torch.Tensor, data: dict) -> Any:
+        """Main-process step for one image: ``inputs`` is the packed uint8 ``[3, H, W]``
+        image of ``data`` (the pipeline's output); returns the worker's ``payload``."""
+        return None
+
+    def worker(self) -> Callable[..., np.ndarray]:
+        """The picklable worker step (see the class docstring)."""
+        raise NotImplementedError
 
 
 class OutDirRefused(RuntimeError):
@@ -39,14 +77,25 @@ def _process_job(job: tuple) -> tuple:
     """Worker: label (+ dCRF) one image and write its files.
 
     Returns:
-        tuple: ``(img_id, ok, error message or None, seconds)``.
+        tuple: ``(img_id, ok, error message or None, seconds, fallback)``; ``fallback`` is
+        why the image was labelled without its saliency map (``on_missing='fallback'``),
+        else None.
     """
-    (img_id, img_chw, is_bgr, logits, thr, pos, cfg, out_dir, save_probs) = job
+    (img_id, img_chw, is_bgr, logits, thr, pos, cfg, out_dir, save_probs, label_fn,
+     payload) = job
     start = time.perf_counter()
+    fallback = None
     try:
         img = img_chw.transpose(1, 2, 0)
         img = np.ascontiguousarray(img[..., ::-1] if is_bgr else img)
-        label = pseudo_label_from_maps(img, logits, thr, pos, cfg)
+        if label_fn is not None:
+            label = label_fn(img, logits, thr, pos, payload)
+        else:
+            saliency = None
+            if cfg['saliency'] is not None:
+                saliency, fallback = saliency_for_image(cfg['saliency'], img_id,
+                                                        img.shape[:2])
+            label = pseudo_label_from_maps(img, logits, thr, pos, cfg, saliency)
         png_path, npz_path = output_paths(out_dir, img_id)
         os.makedirs(osp.dirname(png_path) or '.', exist_ok=True)
         if save_probs:
@@ -54,8 +103,9 @@ def _process_job(job: tuple) -> tuple:
             save_maps_npz(npz_path, logits, pos, thr)
         save_label_png(label, png_path)  # last: a PNG means this image is complete
     except Exception as exc:  # reported by the main process, the run goes on
-        return img_id, False, f'{type(exc).__name__}: {exc}', time.perf_counter() - start
-    return img_id, True, None, time.perf_counter() - start
+        return (img_id, False, f'{type(exc).__name__}: {exc}', time.perf_counter() - start,
+                None)
+    return img_id, True, None, time.perf_counter() - start, fallback
 
 
 def _img_id(info: dict, index: int) -> str:
@@ -103,7 +153,8 @@ def generate_pseudo_labels(model: torch.nn.Module,
                            logger: Any = None,
                            max_in_flight: Optional[int] = None,
                            net_threads: Optional[int] = None,
-                           maps_dir: Optional[str] = None) -> Dict[str, Any]:
+                           maps_dir: Optional[str] = None,
+                           labeller: Optional[PseudoLabeller] = None) -> Dict[str, Any]:
     """Label one shard of ``dataset`` into ``out_dir``: the labelling loop of an export.
 
     Writes the label files only: no manifest, no check of ``out_dir``, nothing gathered
@@ -156,12 +207,18 @@ def generate_pseudo_labels(model: torch.nn.Module,
             hold the image's positive classes at the image's size; the thresholds it holds
             are used by ``'adaptive'``. ``scales``, ``flip`` and ``fusion`` of ``cfg`` are
             then the saved run's, not this one's.
+        labeller (PseudoLabeller, optional): label with this rule instead of the
+            classifier's (needs ``maps_dir``; ``model`` is then the labeller's network,
+            run by :meth:`PseudoLabeller.prepare`). ``cfg`` then only matters for its
+            ``saliency`` key, which must be None.
 
     Returns:
         dict: ``total`` (images in this shard), ``written`` and ``skipped`` (counts),
         ``failures`` (list of dicts ``index``, ``img_id``, ``error``), ``elapsed_s``,
         ``images_per_s`` (written / elapsed), ``net_s`` (time in the network),
-        ``crf_s`` (summed worker time), ``rank``, ``world_size``.
+        ``crf_s`` (summed worker time), ``rank``, ``world_size``; with
+        ``cfg['saliency']`` also ``saliency_fallbacks`` (dicts ``img_id``, ``reason``: the
+        images labelled without their saliency map).
     """
     from mmengine.dist import get_dist_info
     from mmengine.utils import ProgressBar
@@ -172,6 +229,11 @@ def generate_pseudo_labels(model: torch.nn.Module,
     world_size = dist_world if world_size is None else int(world_size)
     if not 0 <= rank < world_size:
         raise ValueError(f'rank {rank} outside world_size {world_size}')
+    if labeller is not None and maps_dir is None:
+        raise ValueError(f'{type(labeller).__name__} labels saved maps: give maps_dir')
+    if labeller is not None and pcfg['saliency'] is not None:
+        raise ValueError(f'pseudo_cfg.saliency cannot be combined with '
+                         f'{type(labeller).__name__}')
     workers = default_workers() if workers is None else int(workers)
     max_in_flight = max(1, 2 * workers if max_in_flight is None else int(max_in_flight))
     logger = logger if logger is not None else 'current'
@@ -186,17 +248,24 @@ def generate_pseudo_labels(model: torch.nn.Module,
     preproc = getattr(net, 'data_preprocessor', None)
     # The packed image is BGR exactly when the model's preprocessor converts BGR -> RGB.
     is_bgr = bool(getattr(preproc, 'channel_conversion', True))
-    num_classes = num_classes_of(net)
+    num_classes = num_classes_of(net) if labeller is None else int(labeller.num_classes)
+    label_fn = None if labeller is None else labeller.worker()
 
     summary: Dict[str, Any] = dict(
         total=len(indices), written=0, skipped=0, failures=[], elapsed_s=0.0,
         images_per_s=0.0, net_s=0.0, crf_s=0.0, rank=rank, world_size=world_size)
+    if pcfg['saliency'] is not None:
+        summary['saliency_fallbacks'] = []
     bar = ProgressBar(len(indices)) if progress and rank == 0 and indices else None
     index_of: Dict[str, int] = {}
 
     def collect(result: tuple) -> None:
-        img_id, ok, payload, seconds = result
+        img_id, ok, payload, seconds, fallback = result
         summary['crf_s'] += seconds
+        if fallback is not None:
+            summary['saliency_fallbacks'].append(dict(img_id=img_id, reason=fallback))
+            print_log(f'pseudo-labels: {img_id} labelled without saliency: {fallback}',
+                      logger=logger, level=30)
         if ok:
             summary['written'] += 1
         else:
@@ -251,12 +320,14 @@ def generate_pseudo_labels(model: torch.nn.Module,
                     else:  # no foreground label: all background, no forward pass needed
                         logits = torch.zeros((0, ) + tuple(img.shape[-2:]))
                         thr_pos = np.zeros(0, np.float32)
+                    payload = None if labeller is None else labeller.prepare(net, img, data)
                     summary['net_s'] += time.perf_counter() - t0
                 except Exception as exc:
-                    collect((img_id, False, f'{type(exc).__name__}: {exc}', 0.0))
+                    collect((img_id, False, f'{type(exc).__name__}: {exc}', 0.0, None))
                     continue
                 job = (img_id, np.asarray(img.cpu().numpy(), dtype=np.uint8), is_bgr,
-                       logits.numpy(), thr_pos, pos, pcfg, out_dir, save_probs)
+                       logits.numpy(), thr_pos, pos, pcfg, out_dir, save_probs, label_fn,
+                       payload)
                 if pool is None:
                     collect(_process_job(job))
                     continue
@@ -298,7 +369,8 @@ def export_pseudo_labels(model: torch.nn.Module,
                          save_probs: bool = False,
                          maps_dir: Optional[str] = None,
                          progress: bool = True,
-                         logger: Any = None) -> Dict[str, Any]:
+                         logger: Any = None,
+                         labeller: Optional[PseudoLabeller] = None) -> Dict[str, Any]:
     """Export the pseudo-labels of ``dataset`` into ``out_dir``, with its manifest.
 
     Call it on every rank (or in a single process). Steps:
@@ -340,12 +412,18 @@ def export_pseudo_labels(model: torch.nn.Module,
             of running the network.
         progress (bool): progress bar on the main process.
         logger: an mmengine logger or its name; None = current.
+        labeller (PseudoLabeller, optional): another labelling rule on the maps of
+            ``maps_dir`` (see :class:`PseudoLabeller`); its ``identity()`` is the manifest's
+            ``identity.labeller``.
 
     Returns:
         dict: the same on every rank: ``status``, ``total``, ``written``, ``skipped``
         (summed over ranks), ``failures`` (dicts ``index``, ``img_id``, ``error`` of every
         rank, sorted by ``img_id``), ``elapsed_s`` (wall time of the export), ``net_s`` and
-        ``crf_s`` (summed over ranks), ``world_size``, ``manifest`` (its path).
+        ``crf_s`` (summed over ranks), ``world_size``, ``manifest`` (its path); with
+        ``pseudo_cfg.saliency`` also ``saliency_fallbacks`` (every rank's images labelled
+        without their saliency map, also counted in the manifest as
+        ``counts.saliency_fallback`` and listed as ``saliency_fallbacks``).
 
     Raises:
         OutDirRefused: on every rank, when ``out_dir`` holds another run's files.
@@ -359,6 +437,14 @@ def export_pseudo_labels(model: torch.nn.Module,
     full_identity = dict(identity or {}, pseudo_cfg=pcfg, save_probs=bool(save_probs))
     if maps_dir is not None:
         full_identity['maps_dir'] = osp.abspath(maps_dir)
+    if labeller is not None:
+        full_identity['labeller'] = dict(type=type(labeller).__name__,
+                                         **labeller.identity())
+    if pcfg['saliency'] is not None and not osp.isdir(pcfg['saliency']['dir']):
+        # Checked before anything is written: with on_missing='fallback' a wrong folder
+        # would otherwise quietly label every image without saliency.
+        raise FileNotFoundError(f'pseudo_cfg.saliency.dir {pcfg["saliency"]["dir"]}: no such '
+                                'folder')
     full_identity = canonical(full_identity)
     started, start = now_iso(), time.perf_counter()
     manifest: Dict[str, Any] = {}
@@ -391,21 +477,31 @@ def export_pseudo_labels(model: torch.nn.Module,
     shard = generate_pseudo_labels(
         model, dataset, out_dir, pcfg, rank=rank, world_size=world_size, workers=workers,
         skip_existing=not overwrite and not clean, save_probs=save_probs,
-        progress=progress, logger=logger, maps_dir=maps_dir)
+        progress=progress, logger=logger, maps_dir=maps_dir, labeller=labeller)
     parts = all_gather_object(shard) if world_size > 1 else [shard]
     failures = sorted((f for p in parts for f in p['failures']), key=lambda f: f['img_id'])
     counts = {k: sum(p[k] for p in parts) for k in ('total', 'written', 'skipped')}
     counts['failed'] = len(failures)
+    fallbacks = None
+    if pcfg['saliency'] is not None:
+        fallbacks = sorted((f for p in parts for f in p['saliency_fallbacks']),
+                           key=lambda f: f['img_id'])
+        counts['saliency_fallback'] = len(fallbacks)
     status = COMPLETE_WITH_FAILURES if failures else COMPLETE
     elapsed = time.perf_counter() - start
     if rank == 0:
         manifest.update(status=status, counts=counts, failures=failures,
                         time=dict(started=started, finished=now_iso(),
                                   elapsed_s=round(elapsed, 3)))
+        if fallbacks is not None:
+            manifest['saliency_fallbacks'] = fallbacks
         write_manifest(out_dir, manifest)
     if world_size > 1:
         barrier()  # nobody reads the folder before its manifest is final
-    return dict(status=status, total=counts['total'], written=counts['written'],
-                skipped=counts['skipped'], failures=failures, elapsed_s=elapsed,
-                net_s=sum(p['net_s'] for p in parts), crf_s=sum(p['crf_s'] for p in parts),
-                world_size=world_size, manifest=osp.join(out_dir, MANIFEST))
+    result = dict(status=status, total=counts['total'], written=counts['written'],
+                  skipped=counts['skipped'], failures=failures, elapsed_s=elapsed,
+                  net_s=sum(p['net_s'] for p in parts), crf_s=sum(p['crf_s'] for p in parts),
+                  world_size=world_size, manifest=osp.join(out_dir, MANIFEST))
+    if fallbacks is not None:
+        result['saliency_fallbacks'] = fallbacks
+    return result

@@ -21,6 +21,7 @@ from ..models import labelling
 from ..utils.io import IGNORE_INDEX
 from .crf import dense_crf
 from .pseudo_cfg import unsure_margin
+from .saliency import class_scores, saliency_compact_labels
 
 # The rules are defined once, on tensors, in mmseg_sbce/models/utils.py (shared with
 # ``SBCEClassifier.predict``). The functions here only adapt them to this module's edges:
@@ -165,8 +166,12 @@ def softmax_unary_probs(scores: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def pseudo_label_from_maps(img_rgb: np.ndarray, logits: np.ndarray, thr: Any, pos: np.ndarray,
-                           cfg: dict) -> np.ndarray:
+                           cfg: dict, saliency: Optional[np.ndarray] = None) -> np.ndarray:
     """Label one image from the logits of its positive classes.
+
+    With a ``saliency`` map (and ``cfg['saliency']`` set) the saliency rule of
+    :mod:`~.saliency` replaces eq. 9 / the CAM threshold; the dCRF of ``cfg['crf']`` then
+    refines those labels with the label unary (255 pixels stay 255).
 
     Args:
         img_rgb (np.ndarray): ``[H, W, 3]`` uint8 RGB (for the dCRF).
@@ -177,12 +182,16 @@ def pseudo_label_from_maps(img_rgb: np.ndarray, logits: np.ndarray, thr: Any, po
             float.
         pos (np.ndarray): ``[K]`` foreground class indices.
         cfg (dict): a resolved ``pseudo_cfg``.
+        saliency (np.ndarray, optional): ``[H, W]`` saliency in ``[0, 1]``
+            (:func:`~.saliency.load_saliency`); None: the saliency-free rule.
 
     Returns:
         np.ndarray: ``[H, W]`` uint8 ids ``0..C`` (+ 255).
     """
     # Every class of the compact set ``pos`` is allowed: no labels mask.
     logits = as_float32(logits)
+    if saliency is not None:
+        return _saliency_label(img_rgb, logits, thr, pos, cfg, saliency)
     if cfg['threshold'] == 'adaptive':
         if thr is None:
             raise ValueError('threshold="adaptive" needs a model with a threshold branch; '
@@ -205,4 +214,19 @@ def pseudo_label_from_maps(img_rgb: np.ndarray, logits: np.ndarray, thr: Any, po
         compact = refined.astype(np.uint8)
         if unsure is not None:
             compact[unsure] = IGNORE_INDEX
+    return scatter_compact(compact, np.asarray(pos, dtype=np.int64))
+
+
+def _saliency_label(img_rgb: np.ndarray, logits: torch.Tensor, thr: Any, pos: np.ndarray,
+                    cfg: dict, saliency: np.ndarray) -> np.ndarray:
+    """:func:`pseudo_label_from_maps` with a saliency map (see :mod:`~.saliency`)."""
+    if cfg.get('saliency') is None:
+        raise ValueError('a saliency map was given but pseudo_cfg.saliency is not set')
+    maps, thresholds = class_scores(logits, thr, cfg)
+    compact = saliency_compact_labels(maps, thresholds, saliency, cfg['saliency'])
+    crf = cfg['crf']
+    if crf['enabled'] and len(pos) > 0:
+        unsure = compact == IGNORE_INDEX
+        compact = dense_crf(img_rgb, compact, len(pos) + 1, crf).astype(np.uint8)
+        compact[unsure] = IGNORE_INDEX
     return scatter_compact(compact, np.asarray(pos, dtype=np.int64))

@@ -66,6 +66,9 @@ AMP_DTYPES = {'bf16': 'bfloat16', 'fp16': 'float16'}
 #:   on the eq. 9 / CAM label map, ``gt_prob``) or ``'probs'`` (``unary_from_softmax`` on
 #:   ``softmax([0, S_1..S_K] / prob_temperature)``, which keeps the argmax of the labelling);
 #:   ``gaussian`` / ``bilateral`` kernel parameters; ``iterations``.
+#: * ``saliency``: ``None`` (off) or a dict of
+#:   :data:`~.saliency.SALIENCY_CFG_DEFAULTS` (``dir`` required): label with the user's
+#:   saliency maps as background cues (:mod:`~.saliency`, docs/pseudo_labels.md).
 PSEUDO_CFG_DEFAULTS: Dict[str, Any] = dict(
     scales=(1.0, 0.5, 1.5, 2.0),
     flip=True,
@@ -76,6 +79,7 @@ PSEUDO_CFG_DEFAULTS: Dict[str, Any] = dict(
     fusion=None,
     normalize_cam=None,
     unsure=None,
+    saliency=None,
     crf=dict(
         enabled=True,
         unary='labels',
@@ -156,6 +160,8 @@ def resolve_pseudo_cfg(cfg: Optional[dict] = None) -> dict:
         raise ValueError(f'crf.unary must be "labels" or "probs", got {crf["unary"]!r}')
     if not 0.0 < crf['gt_prob'] < 1.0:
         raise ValueError(f'crf.gt_prob must be in (0, 1), got {crf["gt_prob"]}')
+    from .saliency import resolve_saliency_cfg
+    out['saliency'] = resolve_saliency_cfg(out['saliency'])
     return out
 
 
