@@ -35,7 +35,7 @@ model = dict(
         num_convs=0,
         concat_input=False,
         dropout_ratio=0.0,  # fc6/fc7 already drop out
-        num_classes={{_base_.num_classes}},
+        num_classes={{_base_.seg_num_classes}},
         align_corners=False,
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
     train_cfg=dict(),

@@ -19,6 +19,10 @@
 # 10,582 = 155,133 iterations -> mmseg's stock 160k schedule (31.2 epochs), poly LR 1e-2 to
 # 1e-4 as in mmseg's schedule_160k.py, validation and checkpoints every 16k iterations.
 #
+# The data set (data_root, class_names; num_classes = their count) is described once below:
+# tools/train.py copies it into every data set and head (heads: num_classes + 1), so
+# `--cfg-options data_root=... class_names="[...]"` switches the whole config.
+#
 # Produce the labels first (see docs/getting_started.md):
 #   python tools/gen_pseudo.py configs/sbce_coco.py CKPT \
 #       --out data/coco/SegmentationClassSBCE/train2014
@@ -26,10 +30,9 @@ _base_ = 'mmseg::deeplabv3plus/deeplabv3plus_r101-d8_4xb4-20k_voc12aug-512x512.p
 
 data_root = 'data/coco'
 pseudo_label_dir = 'SegmentationClassSBCE/train2014'  # relative to data_root, or absolute
-num_classes = 81
 train_iters = 160000
-coco_metainfo = dict(classes=(
-    'background', 'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train',
+class_names = (
+    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train',
     'truck', 'boat', 'traffic light', 'fire hydrant', 'stop sign', 'parking meter', 'bench',
     'bird', 'cat', 'dog', 'horse', 'sheep', 'cow', 'elephant', 'bear', 'zebra', 'giraffe',
     'backpack', 'umbrella', 'handbag', 'tie', 'suitcase', 'frisbee', 'skis', 'snowboard',
@@ -39,11 +42,15 @@ coco_metainfo = dict(classes=(
     'donut', 'cake', 'chair', 'couch', 'potted plant', 'bed', 'dining table', 'toilet', 'tv',
     'laptop', 'mouse', 'remote', 'keyboard', 'cell phone', 'microwave', 'oven', 'toaster',
     'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors', 'teddy bear', 'hair drier',
-    'toothbrush'))  # no palette: mmseg draws a fixed (seed 42) one for visualisation
+    'toothbrush')  # foreground, in mask-id order 1..80
+num_classes = len(class_names)  # foreground; the heads count background too
+seg_num_classes = num_classes + 1  # the heads' count (background + the C classes)
+# no palette: mmseg draws a fixed (seed 42) one for visualisation
+coco_metainfo = dict(classes=('background', ) + class_names)
 
 model = dict(
-    decode_head=dict(num_classes=num_classes),
-    auxiliary_head=dict(num_classes=num_classes))
+    decode_head=dict(num_classes=seg_num_classes),
+    auxiliary_head=dict(num_classes=seg_num_classes))
 
 train_dataloader = dict(
     dataset=dict(

@@ -15,10 +15,13 @@
 #
 # OMP_NUM_THREADS=1: on 2 shared cores two intra-op threads competing with the dataloader
 # workers and other jobs were up to 10x slower per iteration than one.
-# `data_root` and `pseudo_label_dir` are resolved when this file is parsed: to point the run
-# elsewhere, override the dataloader keys (train_dataloader.dataset.data_root,
-# train_dataloader.dataset.data_prefix.seg_map_path, val_dataloader.dataset.data_root,
-# test_dataloader.dataset.data_root), not the variables.
+# The data set (data_root, class_names; num_classes = their count) is described once below:
+# this project's tools/train.py copies it into every data set and head (heads:
+# num_classes + 1), so `--cfg-options data_root=...` moves the whole run. mmseg's own
+# tools/train.py does not: with it, override the dataloader keys
+# (train_dataloader.dataset.data_root, val_dataloader.dataset.data_root, ...).
+# `pseudo_label_dir` is resolved when this file is parsed: override
+# train_dataloader.dataset.data_prefix.seg_map_path to read other labels.
 _base_ = 'mmseg::deeplabv3plus/deeplabv3plus_r50-d8_4xb4-20k_voc12aug-512x512.py'
 
 data_root = 'data/sbce_demo'
@@ -27,11 +30,12 @@ data_root = 'data/sbce_demo'
 pseudo_label_dir = '../../work_dirs/demo/pseudo_sbce'
 train_split = 'ImageSets/Segmentation/train.txt'
 # Class names and palette of data/sbce_demo/meta.json (tools/gen_demo_data.py defaults).
+class_names = ('red', 'yellow', 'green', 'blue', 'magenta', 'cyan')  # foreground
+num_classes = len(class_names)  # foreground; the heads count background too
 demo_metainfo = dict(
-    classes=('background', 'red', 'yellow', 'green', 'blue', 'magenta', 'cyan'),
+    classes=('background', ) + class_names,
     palette=[[0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0], [0, 0, 128],
              [128, 0, 128], [0, 128, 128]])
-num_classes = 7
 crop_size = (112, 112)
 train_iters = 500
 
@@ -54,10 +58,10 @@ model = dict(
         # Stock rates (12, 24, 36) are for ~64 px stride-8 maps of 512 px VOC crops; a 128 px
         # image gives 16 px maps, so the rates are scaled by about 1/4.
         dilations=(1, 3, 6, 9),
-        num_classes=num_classes,
+        num_classes=num_classes + 1,
         norm_cfg=norm_cfg),
     auxiliary_head=dict(
-        in_channels=4 * width, channels=2 * width, num_classes=num_classes,
+        in_channels=4 * width, channels=2 * width, num_classes=num_classes + 1,
         norm_cfg=norm_cfg))
 
 # The stock pipelines with the scales divided by 4 (VOC: short side 512, demo: 128 px).

@@ -15,7 +15,7 @@ train_iters = 8000
 bg_threshold = 0.25
 
 model = dict(
-    decode_head=dict(train_mode='bce'),
+    decode_head=dict(num_classes={{_base_.num_classes}}, train_mode='bce'),
     test_cfg=dict(threshold=bg_threshold, normalize_cam=True))
 
 train_pipeline = [
@@ -35,7 +35,7 @@ train_dataloader = dict(
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         type='VOCClsDataset',
-        data_root='data/VOCdevkit/VOC2012',
+        data_root={{_base_.data_root}},
         ann_file='ImageSets/Segmentation/trainaug.txt',
         pipeline=train_pipeline))
 

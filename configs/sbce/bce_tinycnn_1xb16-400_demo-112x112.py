@@ -7,7 +7,6 @@ _base_ = [
 custom_imports = dict(imports=['mmseg_sbce'], allow_failed_imports=False)
 
 crop_size = (112, 112)
-num_classes = 6
 train_iters = 400
 # Background threshold of the baseline's CAMs (fixed-threshold eq. 9 on max-normalised
 # maps): used for validation here and for the initial Q (tools/gen_pseudo.py --threshold).
@@ -28,7 +27,7 @@ model = dict(
     # the KL term); after phases 1/2/3 (threshold branch at 20x, logit fusion): s = 1
     # 94.4/95.7/96.4, s = 0.4 96.4/97.2/97.6 (docs/results.md). Unused by the baseline
     # itself ('bce' mode ignores the scale).
-    decode_head=dict(in_channels=96, num_classes=num_classes, train_mode='bce',
+    decode_head=dict(in_channels=96, num_classes={{_base_.num_classes}}, train_mode='bce',
                      logit_scale_init=0.4),
     test_cfg=dict(threshold=bg_threshold, normalize_cam=True))
 
@@ -46,7 +45,7 @@ train_dataloader = dict(
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         type='DemoClsDataset',
-        data_root='data/sbce_demo',
+        data_root={{_base_.data_root}},
         ann_file='ImageSets/Segmentation/train.txt',
         pipeline=train_pipeline))
 

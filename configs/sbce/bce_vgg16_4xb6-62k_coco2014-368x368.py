@@ -29,7 +29,7 @@ train_iters = 62000  # 18.1 epochs of COCO train at batch 24 (see above)
 bg_threshold = 0.25
 
 model = dict(
-    decode_head=dict(train_mode='bce'),
+    decode_head=dict(num_classes={{_base_.num_classes}}, train_mode='bce'),
     test_cfg=dict(threshold=bg_threshold, normalize_cam=True))
 
 train_pipeline = [
@@ -49,7 +49,7 @@ train_dataloader = dict(
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         type='COCOClsDataset',
-        data_root='data/coco',
+        data_root={{_base_.data_root}},
         split='train',
         ann_file='ImageSets/train.txt',
         pipeline=train_pipeline))

@@ -2,7 +2,7 @@
 """The config handling that ``tools/train.py`` and ``tools/test.py`` share (as mmseg's)."""
 import logging
 import os.path as osp
-from typing import Optional
+from typing import Iterator, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
@@ -48,6 +48,168 @@ def place_q_store(cfg: Config, cfg_options: Optional[dict] = None) -> None:
             _set_q_dir(node, old, new)
 
 
+# The top-level keys that describe a config's data set (``configs/_base_/datasets/*.py``);
+# :func:`apply_dataset` copies them into every data set and head of the config.
+DATASET_KEYS = ('data_root', 'class_names', 'num_classes')
+# Config keys whose ``dataset`` is a data set config (the Q update hook holds one too).
+_LOADER_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader', 'pseudo_dataloader')
+
+
+def _walk_dataset(ds) -> Iterator[dict]:
+    """``ds`` and the data sets a wrapper (``ConcatDataset``, ``RepeatDataset``) holds."""
+    if not isinstance(ds, dict):
+        return
+    if isinstance(ds.get('dataset'), dict):
+        yield from _walk_dataset(ds['dataset'])
+    if isinstance(ds.get('datasets'), (list, tuple)):
+        for sub in ds['datasets']:
+            yield from _walk_dataset(sub)
+    if 'dataset' not in ds and 'datasets' not in ds:
+        yield ds
+
+
+def dataset_cfgs(cfg: Config) -> Iterator[dict]:
+    """Every data set config of ``cfg``: the dataloaders', ``infer_dataset`` and hooks'."""
+    for key in _LOADER_KEYS:
+        loader = cfg.get(key, None)
+        if isinstance(loader, dict) and isinstance(loader.get('dataset'), dict):
+            yield from _walk_dataset(loader['dataset'])
+    yield from _walk_dataset(cfg.get('infer_dataset', None))
+    for hook in cfg.get('custom_hooks', None) or []:
+        if isinstance(hook, dict) and isinstance(hook.get('dataset'), dict):
+            yield from _walk_dataset(hook['dataset'])
+
+
+def _heads(model) -> Iterator[dict]:
+    for key in ('decode_head', 'auxiliary_head'):
+        heads = model.get(key, None) if isinstance(model, dict) else None
+        for head in heads if isinstance(heads, (list, tuple)) else [heads]:
+            if isinstance(head, dict) and 'num_classes' in head:
+                yield head
+
+
+def _counts_foreground(head: dict) -> bool:
+    """Whether ``head`` counts foreground classes only (``SBCEHead``: C; mmseg's: C + 1)."""
+    from mmseg.registry import MODELS
+
+    from mmseg_sbce.models.heads.sbce_head import SBCEHead
+    head_type = head.get('type')
+    head_cls = MODELS.get(head_type) if isinstance(head_type, str) else head_type
+    return isinstance(head_cls, type) and issubclass(head_cls, SBCEHead)
+
+
+def _check_names(names, where: str) -> tuple:
+    if isinstance(names, str) or not isinstance(names, Sequence) or not names or not all(
+            isinstance(n, str) and n for n in names):
+        raise ValueError(f'{where}: class_names must be a non-empty list of the foreground '
+                         f'class names (background excluded), got {names!r}')
+    if len(set(names)) != len(names):
+        raise ValueError(f'{where}: class_names repeats a name: {list(names)!r}')
+    if names[0] == 'background':
+        raise ValueError(f'{where}: class_names lists the foreground classes only; '
+                         "'background' (class 0) is added by the configs")
+    return tuple(names)
+
+
+def apply_dataset(cfg: Config, cfg_options: Optional[dict] = None) -> None:
+    """Derive every data set and head of ``cfg`` from its top-level data set description.
+
+    A data set is described once, at the top level of a config (its ``_base_`` dataset
+    file, or a child config, or ``--cfg-options``):
+
+    - ``data_root``: set on every data set of the config (train/val/test dataloaders,
+      ``infer_dataset``, the ``QUpdateHook``'s, ``pseudo_dataloader``);
+    - ``class_names``: the C foreground class names; every data set gets
+      ``metainfo.classes = ('background', *class_names)`` (its palette is kept when it
+      still has one colour per class). None leaves the data sets' own names (the demo's
+      come from its ``meta.json``);
+    - ``num_classes``: C, the foreground class count (``len(class_names)`` when names are
+      given): the SBCE classifier's head gets C, every other decode / auxiliary head C + 1
+      (background included). A ``num_classes`` option without ``class_names`` names the
+      classes ``class_1 ... class_C``.
+
+    mmengine resolves ``{{_base_.data_root}}`` when a file is parsed, so a child config or a
+    ``--cfg-options data_root=X`` would otherwise change the variable only; this runs after
+    the options are merged. Options naming a data set key explicitly (e.g.
+    ``train_dataloader.dataset.data_root=Y``) are merged again afterwards and win. Keys the
+    config does not define at the top level are left alone.
+
+    Args:
+        cfg (Config): The config, ``cfg_options`` already merged.
+        cfg_options (dict, optional): The ``--cfg-options``.
+
+    Raises:
+        ValueError: ``class_names`` is not a list of distinct foreground names, or
+            disagrees with an explicit ``num_classes``.
+    """
+    options = cfg_options or {}
+    names = cfg.get('class_names', None)
+    num_classes = cfg.get('num_classes', None)
+    if 'num_classes' in options and 'class_names' not in options and names is not None:
+        if len(names) != options['num_classes']:
+            names = tuple(f'class_{i}' for i in range(1, options['num_classes'] + 1))
+    if names is not None:
+        names = _check_names(names, 'class_names')
+        if 'num_classes' in options and 'class_names' in options and \
+                options['num_classes'] != len(names):
+            raise ValueError(f'num_classes={options["num_classes"]} but class_names lists '
+                             f'{len(names)} classes: {list(names)!r}')
+        cfg.class_names = names
+        num_classes = cfg.num_classes = len(names)
+    elif 'num_classes' in options:
+        names = tuple(f'class_{i}' for i in range(1, int(num_classes) + 1))
+    if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
+        raise ValueError(f'num_classes must be a positive int (foreground classes, '
+                         f'background excluded), got {num_classes!r}')
+    data_root = cfg.get('data_root', None)
+    for ds in dataset_cfgs(cfg):
+        if data_root is not None:
+            ds['data_root'] = data_root
+        if names is not None:
+            meta = dict(ds.get('metainfo', None) or {})
+            meta['classes'] = ('background', ) + tuple(names)
+            if meta.get('palette') is not None and len(meta['palette']) != len(names) + 1:
+                del meta['palette']  # mmseg draws one for the new class count
+            ds['metainfo'] = meta
+    if num_classes is not None:
+        for head in _heads(cfg.get('model', None)):
+            head['num_classes'] = num_classes if _counts_foreground(head) else num_classes + 1
+    explicit = {k: v for k, v in options.items() if k.split('.')[0] not in DATASET_KEYS}
+    if explicit:
+        cfg.merge_from_dict(explicit)
+
+
+def read_config(config: str, cfg_options: Optional[dict] = None) -> Config:
+    """Read ``config`` and apply ``--cfg-options`` with every derived value re-derived.
+
+    What ``tools/train.py``, ``tools/test.py`` and ``tools/gen_pseudo.py`` share: options
+    of the phase layout re-derive the schedule (:func:`mmseg_sbce.engine.derive_phase_settings`),
+    the data set description re-derives every data set and head (:func:`apply_dataset`), and
+    the other options are applied after both, so an explicit override of a derived key wins.
+
+    Raises:
+        FileNotFoundError: ``config`` does not exist.
+    """
+    return _read_config(config, cfg_options)[0]
+
+
+def _read_config(config: str, cfg_options: Optional[dict]) -> Tuple[Config, Optional[str]]:
+    """:func:`read_config`, and the ``q_dir`` the file itself set (before the options)."""
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'config not found: {config}')
+    cfg = Config.fromfile(config)
+    parsed_q_dir = cfg.get('q_dir', None)
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
+        if any(key.split('.')[0] == 'phase_schedule' for key in cfg_options):
+            from mmseg_sbce.engine import derive_phase_settings
+            derive_phase_settings(cfg)
+            cfg.merge_from_dict(
+                {k: v for k, v in cfg_options.items() if k.split('.')[0] != 'phase_schedule'})
+    apply_dataset(cfg, cfg_options)
+    return cfg, parsed_q_dir
+
+
 def load_runner_config(config: str,
                        cfg_options: Optional[dict] = None,
                        launcher: str = 'none',
@@ -63,21 +225,13 @@ def load_runner_config(config: str,
     are applied after that, so an explicit override of a derived key wins (and
     ``PhaseSwitchHook`` reports it if it disagrees with the schedule).
 
-    The SBCE Q store follows the work_dir (:func:`place_q_store`): every output of a run lives
-    in its work dir.
+    The data set described at the top level (``data_root``, ``class_names``,
+    ``num_classes``) reaches every data set and head (:func:`apply_dataset`). The SBCE Q
+    store follows the work_dir (:func:`place_q_store`): every output of a run lives in its
+    work dir.
     """
-    if not osp.isfile(config):
-        raise FileNotFoundError(f'config not found: {config}')
-    cfg = Config.fromfile(config)
-    parsed_q_dir = cfg.get('q_dir', None)
+    cfg, parsed_q_dir = _read_config(config, cfg_options)
     cfg.launcher = launcher
-    if cfg_options is not None:
-        cfg.merge_from_dict(cfg_options)
-        if any(key.split('.')[0] == 'phase_schedule' for key in cfg_options):
-            from mmseg_sbce.engine import derive_phase_settings
-            derive_phase_settings(cfg)
-            cfg.merge_from_dict(
-                {k: v for k, v in cfg_options.items() if k.split('.')[0] != 'phase_schedule'})
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:

@@ -2,10 +2,26 @@
 # converter has dropped the images without any object), validation on val2014 (40,137).
 # Layout: docs/data.md (written by tools/dataset_converters/coco2014.py). `train_dataloader`
 # is completed by each config (its pipeline reads the config's own `q_dir`).
+# The data set's description is `data_root` and `class_names` (foreground, background excluded;
+# `num_classes` = their count): tools/train.py, test.py and gen_pseudo.py copy them into every
+# data set and head of the config (mmseg_sbce.utils.runner_config.apply_dataset), so a child
+# config or `--cfg-options data_root=... class_names="[...]"` switches the whole config.
 dataset_type = 'COCOClsDataset'
 data_root = 'data/coco'
 crop_size = (368, 368)
-num_classes = 80
+class_names = (
+    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train',
+    'truck', 'boat', 'traffic light', 'fire hydrant', 'stop sign', 'parking meter', 'bench',
+    'bird', 'cat', 'dog', 'horse', 'sheep', 'cow', 'elephant', 'bear', 'zebra', 'giraffe',
+    'backpack', 'umbrella', 'handbag', 'tie', 'suitcase', 'frisbee', 'skis', 'snowboard',
+    'sports ball', 'kite', 'baseball bat', 'baseball glove', 'skateboard', 'surfboard',
+    'tennis racket', 'bottle', 'wine glass', 'cup', 'fork', 'knife', 'spoon', 'bowl',
+    'banana', 'apple', 'sandwich', 'orange', 'broccoli', 'carrot', 'hot dog', 'pizza',
+    'donut', 'cake', 'chair', 'couch', 'potted plant', 'bed', 'dining table', 'toilet', 'tv',
+    'laptop', 'mouse', 'remote', 'keyboard', 'cell phone', 'microwave', 'oven', 'toaster',
+    'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors', 'teddy bear', 'hair drier',
+    'toothbrush')  # foreground, in mask-id order 1..80
+num_classes = len(class_names)
 
 test_pipeline = [
     dict(type='LoadCheckedImageFromFile'),

@@ -1,9 +1,15 @@
 # The generated demo data set (tools/gen_demo_data.py data/sbce_demo), for image-level
 # classification training. `train_dataloader` is completed by each config (its pipeline reads
 # the config's own `q_dir`).
+# The data set's description is `data_root` and `class_names` (foreground, background excluded;
+# `num_classes` = their count): tools/train.py, test.py and gen_pseudo.py copy them into every
+# data set and head of the config (mmseg_sbce.utils.runner_config.apply_dataset), so a child
+# config or `--cfg-options data_root=... class_names="[...]"` switches the whole config.
 dataset_type = 'DemoClsDataset'
 data_root = 'data/sbce_demo'
 crop_size = (112, 112)
+# Class names: None reads them from the generator's meta.json (DemoClsDataset); their count:
+class_names = None
 num_classes = 6
 
 test_pipeline = [

@@ -1,10 +1,17 @@
 # PASCAL VOC 2012 + SBD (train_aug, 10,582 images) for image-level classification training.
 # Layout: docs/data.md. `train_dataloader` is completed by each config (its pipeline reads the
 # config's own `q_dir`).
+# The data set's description is `data_root` and `class_names` (foreground, background excluded;
+# `num_classes` = their count): tools/train.py, test.py and gen_pseudo.py copy them into every
+# data set and head of the config (mmseg_sbce.utils.runner_config.apply_dataset), so a child
+# config or `--cfg-options data_root=... class_names="[...]"` switches the whole config.
 dataset_type = 'VOCClsDataset'
 data_root = 'data/VOCdevkit/VOC2012'
 crop_size = (368, 368)
-num_classes = 20
+class_names = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair',
+               'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant',
+               'sheep', 'sofa', 'train', 'tvmonitor')  # foreground, in mask-id order 1..20
+num_classes = len(class_names)
 
 test_pipeline = [
     dict(type='LoadCheckedImageFromFile'),
