@@ -111,7 +111,6 @@ def main(argv=None) -> int:
         raise SystemExit(f'gen_pseudo: --from-maps {args.from_maps}: no such folder')
     import mmseg_sbce  # noqa: F401  (registers the plugin, applies the stack fixes)
     import torch
-    from mmengine.config import Config
     from mmengine.dist import get_dist_info
     from mmengine.registry import init_default_scope
     from mmseg.registry import DATASETS, MODELS
@@ -121,10 +120,10 @@ def main(argv=None) -> int:
     from mmseg_sbce.datasets.class_count import check_class_counts
     from mmseg_sbce.utils.checkpoint import load_model_checkpoint, threshold_branch_trained
     from mmseg_sbce.utils.errors import InputError
+    from mmseg_sbce.utils.runner_config import read_config
 
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    # The config as tools/train.py reads it (data set description and phase layout derived).
+    cfg = read_config(args.config, args.cfg_options)
     _init_distributed(cfg, args.launcher)
     rank, _ = get_dist_info()
     init_default_scope(cfg.get('default_scope', 'mmseg'))

@@ -420,6 +420,8 @@ def build_report(pred_dir: str, gt_dir: str, result: Dict[str, Any],
     """Assemble the report dict (what the JSON holds) from evaluation results."""
     n = result['confusion'].shape[0]
     names = list(class_names) if class_names else class_names_for(n)
+    if len(names) != n:
+        raise ValueError(f'{len(names)} class names for {n} classes: {names}')
     report = dict(pred_dir=pred_dir, gt_dir=gt_dir, label=label, class_names=names,
                   num_images=result['num_images'], missing=result['missing'],
                   gt_missing=result.get('gt_missing', []),

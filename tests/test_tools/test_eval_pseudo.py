@@ -74,3 +74,29 @@ def test_eval_pseudo_sweep_needs_probs(eval_pseudo, dirs):
     with pytest.raises(SystemExit):
         eval_pseudo.parse_args([str(dirs), '--gt', 'g', '--split', 's', '--sweep', '0', '1',
                                 '0.1'])
+
+
+def test_eval_pseudo_class_names(eval_pseudo, dirs, capsys, tmp_path):
+    """--class-names (or a config's data set) names the rows and gives the class count."""
+    base = [str(dirs / 'pred'), '--gt', str(dirs / 'gt'), '--split', str(dirs / 'split.txt'),
+            '--workers', '0']
+    # no --num-classes: the count (3 with background) comes from the two names, not 21
+    assert eval_pseudo.main(base + ['--class-names', 'circle', 'square',
+                                    '--out', str(tmp_path / 'a')]) == 0
+    out = capsys.readouterr().out
+    assert '| circle |' in out and '| square |' in out and 'class_1' not in out
+    data = json.load(open(str(tmp_path / 'a') + '.json'))
+    assert data['class_names'] == ['background', 'circle', 'square']
+    assert data['prediction']['iou'] == pytest.approx([57 / 61, 1.0, 12 / 16])
+    # from a config's data set description, with --cfg-options applied as train.py does
+    cfg = tmp_path / 'my_data.py'
+    cfg.write_text("data_root = 'nowhere'\nclass_names = ('disc', 'box')\n")
+    assert eval_pseudo.main(base + ['--config', str(cfg), '--out', str(tmp_path / 'b')]) == 0
+    assert '| disc |' in capsys.readouterr().out
+    assert eval_pseudo.main(base + ['--config', str(cfg), '--cfg-options',
+                                    'class_names=[ring,cube]', '--out',
+                                    str(tmp_path / 'c')]) == 0
+    assert '| ring |' in capsys.readouterr().out
+    # names that disagree with --num-classes: one clear error
+    assert eval_pseudo.main(base + ['--class-names', 'circle', '--num-classes', '3']) == 1
+    assert '--num-classes 3 but 2 class names' in capsys.readouterr().err
