@@ -175,3 +175,88 @@ def test_recipes_state_the_batch_their_lr_is_for(config):
     # the logit scale T: 10x the new layers' rate (reference implementation), no decay
     assert cfg.optim_wrapper.paramwise_cfg.custom_keys['decode_head.T'] == dict(
         lr_mult=10.0, decay_mult=0.0)
+
+
+# One recipe of each kind: SBCE (VOC), the demo's SBCE run, a DeepLab config (VOC, demo).
+DATASET_CONFIGS = ['configs/sbce_voc.py', 'configs/demo/sbce_demo.py',
+                   'configs/deeplab/deeplabv3plus_r101-d8_4xb4-20k_voc12aug-pseudo-512x512.py',
+                   'configs/demo/deeplabv3plus_demo.py']
+
+
+def _head_counts(cfg) -> list:
+    return [cfg.model.decode_head.num_classes, cfg.model.auxiliary_head.num_classes] \
+        if cfg.model.get('auxiliary_head') else [cfg.model.decode_head.num_classes]
+
+
+@pytest.mark.parametrize('config', DATASET_CONFIGS)
+def test_data_set_description_reaches_every_data_set_and_head(config, tmp_path):
+    """One data_root / class_names option switches every data set and head (issue 17)."""
+    from mmseg_sbce.utils.runner_config import dataset_cfgs
+    cfg = load_runner_config(osp.join(REPO, config),
+                             dict(data_root='/data/mine', class_names=['cat', 'dog', 'cow']),
+                             work_dir=str(tmp_path))
+    datasets = list(dataset_cfgs(cfg))
+    sbce = cfg.model.decode_head.type == 'SBCEHead'
+    # SBCE: train/val/test, infer_dataset, the Q hook's, pseudo_dataloader's; DeepLab: 3
+    assert len(datasets) == (6 if sbce else 3)
+    assert all(ds.data_root == '/data/mine' for ds in datasets)
+    assert all(tuple(ds.metainfo.classes) == ('background', 'cat', 'dog', 'cow')
+               for ds in datasets)
+    assert cfg.num_classes == 3
+    assert _head_counts(cfg) == ([3] if sbce else [4, 4])
+    # num_classes alone: the heads follow, the data sets get generic names
+    cfg = load_runner_config(osp.join(REPO, config), dict(num_classes=5),
+                             work_dir=str(tmp_path))
+    assert _head_counts(cfg) == ([5] if sbce else [6, 6])
+    assert all(len(ds.metainfo.classes) == 6 for ds in dataset_cfgs(cfg))
+
+
+def test_explicit_data_set_options_win(tmp_path):
+    """`train_dataloader.dataset.data_root=...` (run_demo.py, tests) still wins."""
+    from mmseg_sbce.utils.runner_config import dataset_cfgs
+    cfg = load_runner_config(
+        osp.join(REPO, 'configs/demo/sbce_demo.py'),
+        {'data_root': '/all', 'train_dataloader.dataset.data_root': '/train'},
+        work_dir=str(tmp_path))
+    assert cfg.train_dataloader.dataset.data_root == '/train'
+    others = [ds.data_root for ds in dataset_cfgs(cfg)][1:]
+    assert len(others) == 5 and set(others) == {'/all'}
+    # without options nothing moves
+    cfg = load_runner_config(osp.join(REPO, 'configs/demo/sbce_demo.py'),
+                             work_dir=str(tmp_path))
+    assert {ds.data_root for ds in dataset_cfgs(cfg)} == {'data/sbce_demo'}
+
+
+def test_child_config_switches_the_data_set(tmp_path):
+    """A config that changes only the `_base_` dataset line (or its variables) builds the
+    model with that data set's class count."""
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    child = tmp_path / 'sbce_r38d_coco.py'
+    child.write_text(
+        f"_base_ = ['{REPO}/configs/_base_/models/sbce_resnet38d.py',\n"
+        f"          '{REPO}/configs/_base_/datasets/coco2014_cls.py',\n"
+        "          'mmseg::_base_/default_runtime.py']\n")
+    cfg = load_runner_config(str(child), work_dir=str(tmp_path))
+    assert cfg.model.decode_head.num_classes == 80  # the model base says 20
+    cfg.model.backbone.init_cfg = None
+    model = MODELS.build(cfg.model)
+    assert model.decode_head.num_classes == 80
+    # a child of the demo recipe that describes another data set in two lines
+    child = tmp_path / 'my_demo.py'
+    child.write_text(f"_base_ = ['{REPO}/configs/demo/sbce_demo.py']\n"
+                     "data_root = 'data/mine'\nclass_names = ('a', 'b')\n")
+    cfg = load_runner_config(str(child), work_dir=str(tmp_path))
+    assert cfg.model.decode_head.num_classes == 2
+    assert cfg.custom_hooks[1].dataset.data_root == 'data/mine'
+    assert MODELS.build(cfg.model).decode_head.num_classes == 2
+
+
+def test_bad_class_names_are_named(tmp_path):
+    cfg = osp.join(REPO, 'configs/demo/sbce_demo.py')
+    with pytest.raises(ValueError, match="'background' \\(class 0\\) is added"):
+        load_runner_config(cfg, dict(class_names=['background', 'a']))
+    with pytest.raises(ValueError, match='repeats a name'):
+        load_runner_config(cfg, dict(class_names=['a', 'a']))
+    with pytest.raises(ValueError, match='num_classes=3 but class_names lists 2'):
+        load_runner_config(cfg, dict(class_names=['a', 'b'], num_classes=3))
