@@ -260,3 +260,17 @@ def test_bad_class_names_are_named(tmp_path):
         load_runner_config(cfg, dict(class_names=['a', 'a']))
     with pytest.raises(ValueError, match='num_classes=3 but class_names lists 2'):
         load_runner_config(cfg, dict(class_names=['a', 'b'], num_classes=3))
+
+
+def test_my_dataset_template(tmp_path):
+    """The documented template, as the dataset line of a recipe, gives its class count."""
+    child = tmp_path / 'my_sbce.py'
+    child.write_text(
+        f"_base_ = ['{REPO}/configs/_base_/models/sbce_resnet38d.py',\n"
+        f"          '{REPO}/configs/_base_/datasets/my_dataset.py',\n"
+        "          'mmseg::_base_/default_runtime.py']\n")
+    cfg = load_runner_config(str(child), dict(data_root='/data/pets'), work_dir=str(tmp_path))
+    assert cfg.model.decode_head.num_classes == 3
+    assert cfg.infer_dataset.data_root == '/data/pets'
+    assert tuple(cfg.val_dataloader.dataset.metainfo.classes) == (
+        'background', 'cat', 'dog', 'person')

@@ -1,0 +1,53 @@
+# Template: YOUR data set, for image-level classification training. Copy it, fill in the three
+# lines of the description, and train with a two-line child config (docs/data.md, "Your own
+# data set"). The description (data_root, class_names; num_classes = their count) reaches every
+# data set and head of the config (tools/train.py, test.py, gen_pseudo.py:
+# mmseg_sbce.utils.runner_config.apply_dataset).
+#
+# Layout (VOC-style, under data_root):
+#   JPEGImages/{id}.jpg
+#   ImageSets/Segmentation/{train,val}.txt   one image id per line
+#   and the image-level labels, one of:
+#     cls_labels.json                          {id: [foreground ids 1..C]} (docs/data.md)
+#     SegmentationClass/{id}.png               masks: 0 background, 1..C, 255 ignored
+# A COCO-style JSON: convert it first (tools/dataset_converters/coco2014.py, docs/data.md).
+dataset_type = 'BaseWSSSDataset'
+data_root = 'data/my_dataset'
+class_names = ('cat', 'dog', 'person')  # foreground, in mask-id order 1..C (no background)
+num_classes = len(class_names)
+crop_size = (368, 368)
+# None derives the labels from the masks (data_prefix seg_map_path below)
+label_file = 'cls_labels.json'
+metainfo = dict(classes=('background', ) + class_names)
+
+test_pipeline = [
+    dict(type='LoadCheckedImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='PackWSSSInputs'),
+]
+# The training images without augmentation: what the Q update and gen_pseudo label.
+infer_dataset = dict(
+    type=dataset_type,
+    metainfo=metainfo,
+    data_root=data_root,
+    ann_file='ImageSets/Segmentation/train.txt',
+    label_file=label_file,
+    data_prefix=dict(img_path='JPEGImages'),
+    pipeline=[dict(type='LoadCheckedImageFromFile'), dict(type='PackWSSSInputs')])
+# Validation needs ground-truth masks (SegmentationClass/{id}.png of the val ids); without
+# masks, set `val_cfg = None; val_dataloader = None; val_evaluator = None` in your config.
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        metainfo=metainfo,
+        data_root=data_root,
+        ann_file='ImageSets/Segmentation/val.txt',
+        data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'),
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+test_evaluator = val_evaluator
