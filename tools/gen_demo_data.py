@@ -9,11 +9,17 @@ Example::
     python tools/gen_demo_data.py data/family/small_objects_256 --preset small_objects_256
     python tools/gen_demo_data.py data/family --preset all        # every member, OUT/NAME
     python tools/gen_demo_data.py data/mine --option clutter=edges object_scale=[0.1,0.3]
+    python tools/gen_demo_data.py data/demo --saliency-stand-in   # + SaliencyStandIn/*.png
 
 Without ``--preset`` or ``--option`` the demo generator runs with its own defaults (the
 demo's results depend on its bytes). ``--preset`` takes a name from
 ``benchmarks/datasets/`` or a JSON file; ``--option KEY=VALUE`` (JSON values) and the
 explicit flags below override the preset's options.
+
+``--saliency-stand-in`` also writes ``SaliencyStandIn/{id}.png``: blurred, noisy object masks
+derived from the ground truth, a STAND-IN for an off-the-shelf saliency detector so that the
+saliency-guided route runs end to end (see docs/pseudo_labels.md). The other files are the
+same bytes with or without it.
 """
 import argparse
 import json
@@ -24,6 +30,7 @@ from typing import Dict, List, Optional
 from mmseg_sbce.datasets.demo_data import (DEFAULT_BODY_TINT, MAX_DEMO_CLASSES,
                                            generate_demo_dataset)
 from mmseg_sbce.datasets.family_data import generate_family_dataset
+from mmseg_sbce.datasets.generated_common import write_saliency_stand_in
 from mmseg_sbce.datasets.family_options import (FamilyOptions, family_preset_names,
                                                 load_family_preset, resolve_family_preset)
 
@@ -56,6 +63,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--option', nargs='+', default=[], metavar='KEY=VALUE',
         help='family option overrides, values in JSON (e.g. object_scale=[0.1,0.3]); '
         'without --preset they apply to the family defaults')
+    parser.add_argument(
+        '--saliency-stand-in', action='store_true',
+        help='also write SaliencyStandIn/{id}.png: blurred, noisy ground-truth masks standing '
+        'in for a saliency detector (for pseudo_cfg.saliency)')
     parser.add_argument('--list-presets', action='store_true',
                         help='list the family members and exit')
     parser.add_argument(
@@ -120,6 +131,9 @@ def main(argv=None) -> None:
             args.out, family_options(args, args.preset), preset=args.preset,
             progress=args.progress))]
     for out, meta in outputs:
+        if args.saliency_stand_in:
+            count = write_saliency_stand_in(out, seed=meta.get('seed', 0) or 0)
+            print(f'wrote {count} stand-in saliency maps to {osp.join(out, "SaliencyStandIn")}')
         print(f'wrote {meta["splits"]["train"]} train + {meta["splits"]["val"]} val images, '
               f'{meta["num_classes"]} classes ({", ".join(meta["classes"][1:])}) to {out}')
     print(f'done in {time.time() - tic:.1f} s')

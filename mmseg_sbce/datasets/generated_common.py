@@ -325,3 +325,65 @@ def heads_meta(num_classes: int) -> Dict:
     """The ``heads`` entry of ``meta.json``: each class's head colour and texture."""
     return {spec[0]: dict(rgb=list(spec[1]), texture=spec[2])
             for spec in HEAD_SPECS[:num_classes]}
+
+
+# --------------------------------------------------------------------- saliency stand-in
+#: Folder of :func:`write_saliency_stand_in` under the data root.
+SALIENCY_STAND_IN_DIR = 'SaliencyStandIn'
+
+
+def saliency_stand_in(label: np.ndarray, rng: np.random.Generator, blur_sigma: float = 2.0,
+                      noise: float = 0.15, noise_sigma: float = 6.0) -> np.ndarray:
+    """A STAND-IN for an off-the-shelf salient-object detector's map of one image.
+
+    No saliency detector can run here, so the ground-truth objects are degraded the way a
+    detector's output is: the object mask (classes and their border band) is blurred, and
+    smooth random noise (blurred Gaussian noise, standard deviation ``noise``) adds blotchy
+    false positives and holes. It is derived from the ground truth, so it is an optimistic
+    cue: results with it say that the saliency route runs, not how a real detector does.
+
+    Args:
+        label (np.ndarray): ``[H, W]`` uint8 ground truth (0 background, 1..C, 255 band).
+        rng (np.random.Generator): the image's random stream.
+        blur_sigma (float): Gaussian blur of the mask, in pixels.
+        noise (float): amplitude of the noise (after its blur, rescaled to this std).
+        noise_sigma (float): spatial scale of the noise, in pixels.
+
+    Returns:
+        np.ndarray: ``[H, W]`` uint8 saliency, 0..255.
+    """
+    mask = (label > 0).astype(np.float32)  # the 255 band lies on object boundaries
+    sal = cv2.GaussianBlur(mask, (0, 0), blur_sigma, borderType=cv2.BORDER_REPLICATE)
+    field = cv2.GaussianBlur(rng.standard_normal(label.shape).astype(np.float32), (0, 0),
+                             noise_sigma, borderType=cv2.BORDER_REPLICATE)
+    field *= noise / max(float(field.std()), 1e-6)
+    return np.clip(np.rint((sal + field) * 255.0), 0, 255).astype(np.uint8)
+
+
+def write_saliency_stand_in(root: str, seed: int = 0, blur_sigma: float = 2.0,
+                            noise: float = 0.15, noise_sigma: float = 6.0) -> int:
+    """Write :func:`saliency_stand_in` maps ``{root}/SaliencyStandIn/{id}.png`` (grey) for
+    every ``{root}/SegmentationClass/{id}.png`` of a generated data set.
+
+    The maps are a pure function of the masks and ``seed``; nothing else under ``root``
+    changes. Use them as ``pseudo_cfg.saliency.dir`` (docs/pseudo_labels.md).
+
+    Returns:
+        int: the number of maps written.
+
+    Raises:
+        FileNotFoundError: ``root`` has no ``SegmentationClass`` folder.
+    """
+    masks = osp.join(root, 'SegmentationClass')
+    if not osp.isdir(masks):
+        raise FileNotFoundError(f'{masks}: no such folder (generate the data set first)')
+    out_dir = osp.join(root, SALIENCY_STAND_IN_DIR)
+    os.makedirs(out_dir, exist_ok=True)
+    names = sorted(n for n in os.listdir(masks) if n.endswith('.png'))
+    for index, name in enumerate(names):
+        with Image.open(osp.join(masks, name)) as img:
+            label = np.array(img)
+        rng = np.random.default_rng([seed, index])
+        _write_png(osp.join(out_dir, name),
+                   saliency_stand_in(label, rng, blur_sigma, noise, noise_sigma), None)
+    return len(names)
