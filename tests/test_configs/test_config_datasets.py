@@ -22,50 +22,14 @@ from mmseg.registry import DATASETS
 from mmseg_sbce.datasets.demo_data import generate_demo_dataset
 
 from test_coco_configs import make_coco_root  # noqa: E402  (this folder is on sys.path)
+from wsss_layouts import VOC_IDS, make_voc_root  # noqa: E402  (tests/ is on sys.path)
+from wsss_layouts import palette_png as _palette_png  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(
     p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
     if '_base_' not in p)
 SIZE = 48
-# VOC ids by origin: VOC `train`, VOC `val`, SBD-only (mmseg's `aug.txt`).
-VOC_IDS = dict(train=['2007_000032', '2007_000039'], val=['2007_000033'],
-               aug=['2008_000002', '2011_003276'])
-
-
-def _palette_png(mask: np.ndarray, path: str) -> None:
-    img = Image.fromarray(mask, mode='P')
-    img.putpalette([v % 256 for v in range(768)])
-    img.save(path)
-
-
-def make_voc_root(root: str) -> None:
-    """VOC 2012 + SBD after mmseg's ``voc_aug.py`` and the ``cp -n`` of docs/data.md, plus
-    ``SegmentationClassSBCE`` (exported pseudo-labels of ``trainaug``)."""
-    rng = np.random.default_rng(0)
-    folders = ('JPEGImages', 'SegmentationClass', 'SegmentationClassAug',
-               'SegmentationClassSBCE', 'ImageSets/Segmentation')
-    for folder in folders:
-        os.makedirs(osp.join(root, folder), exist_ok=True)
-    trainaug = VOC_IDS['train'] + VOC_IDS['aug']
-    for k, img_id in enumerate(VOC_IDS['train'] + VOC_IDS['val'] + VOC_IDS['aug']):
-        img = rng.integers(0, 255, (SIZE, SIZE + 8, 3), dtype=np.uint8)
-        Image.fromarray(img).save(osp.join(root, 'JPEGImages', f'{img_id}.jpg'))
-        mask = np.zeros((SIZE, SIZE + 8), np.uint8)
-        mask[8:30, 10:40] = 1 + k % 20
-        mask[7, 10:40] = 255  # a VOC-style border
-        if img_id not in VOC_IDS['aug']:
-            _palette_png(mask, osp.join(root, 'SegmentationClass', f'{img_id}.png'))
-        if img_id in trainaug:
-            _palette_png(mask, osp.join(root, 'SegmentationClassAug', f'{img_id}.png'))
-            _palette_png(mask, osp.join(root, 'SegmentationClassSBCE', f'{img_id}.png'))
-    splits = dict(train=VOC_IDS['train'], val=VOC_IDS['val'], trainaug=trainaug,
-                  aug=VOC_IDS['aug'])
-    for name, ids in splits.items():
-        with open(osp.join(root, 'ImageSets', 'Segmentation', f'{name}.txt'), 'w') as f:
-            f.write('\n'.join(ids) + '\n')
-
-
 @pytest.fixture(scope='module')
 def roots(tmp_path_factory):
     """The shipped configs' data roots -> generated roots in the documented layouts."""
