@@ -36,7 +36,8 @@ train_dataloader = dict(
     dataset=dict(
         type='VOCClsDataset',
         data_root={{_base_.data_root}},
-        ann_file='ImageSets/Segmentation/trainaug.txt',
+        ann_file={{_base_.train_split}},
+        data_prefix=dict(img_path='JPEGImages', seg_map_path={{_base_.train_mask_dir}}),
         pipeline=train_pipeline))
 
 # The learning rates are set for batch 24 (4 GPUs x 6). On fewer GPUs the batch shrinks (1 GPU:

@@ -50,7 +50,8 @@ def place_q_store(cfg: Config, cfg_options: Optional[dict] = None) -> None:
 
 # The top-level keys that describe a config's data set (``configs/_base_/datasets/*.py``);
 # :func:`apply_dataset` copies them into every data set and head of the config.
-DATASET_KEYS = ('data_root', 'class_names', 'num_classes')
+DATASET_KEYS = ('data_root', 'class_names', 'num_classes', 'train_split', 'label_file',
+                'train_mask_dir')
 # Config keys whose ``dataset`` is a data set config (the Q update hook holds one too).
 _LOADER_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader', 'pseudo_dataloader')
 
@@ -68,9 +69,17 @@ def _walk_dataset(ds) -> Iterator[dict]:
         yield ds
 
 
-def dataset_cfgs(cfg: Config) -> Iterator[dict]:
-    """Every data set config of ``cfg``: the dataloaders', ``infer_dataset`` and hooks'."""
+def dataset_cfgs(cfg: Config, training_images: bool = False) -> Iterator[dict]:
+    """Every data set config of ``cfg``: the dataloaders', ``infer_dataset`` and hooks'.
+
+    Args:
+        cfg (Config): The config.
+        training_images (bool): Only the data sets over the training images (the train,
+            ``infer_dataset``, Q hook and ``pseudo_dataloader`` ones), not validation/test.
+    """
     for key in _LOADER_KEYS:
+        if training_images and key in ('val_dataloader', 'test_dataloader'):
+            continue
         loader = cfg.get(key, None)
         if isinstance(loader, dict) and isinstance(loader.get('dataset'), dict):
             yield from _walk_dataset(loader['dataset'])
@@ -126,7 +135,13 @@ def apply_dataset(cfg: Config, cfg_options: Optional[dict] = None) -> None:
     - ``num_classes``: C, the foreground class count (``len(class_names)`` when names are
       given): the SBCE classifier's head gets C, every other decode / auxiliary head C + 1
       (background included). A ``num_classes`` option without ``class_names`` names the
-      classes ``class_1 ... class_C``.
+      classes ``class_1 ... class_C``;
+    - ``train_split`` (the split file of the training images) and ``label_file`` (their
+      image-level label file, None: from the masks): set as ``ann_file`` / ``label_file``
+      on the data sets over the training images (train dataloader, ``infer_dataset``, the
+      Q hook's, ``pseudo_dataloader``), not on validation / test; likewise
+      ``train_mask_dir`` (their masks' folder, when the labels come from masks) as
+      ``data_prefix.seg_map_path`` where a ``data_prefix`` is given.
 
     mmengine resolves ``{{_base_.data_root}}`` when a file is parsed, so a child config or a
     ``--cfg-options data_root=X`` would otherwise change the variable only; this runs after
@@ -171,6 +186,14 @@ def apply_dataset(cfg: Config, cfg_options: Optional[dict] = None) -> None:
             if meta.get('palette') is not None and len(meta['palette']) != len(names) + 1:
                 del meta['palette']  # mmseg draws one for the new class count
             ds['metainfo'] = meta
+    for key, ds_key in (('train_split', 'ann_file'), ('label_file', 'label_file')):
+        if key in cfg:
+            for ds in dataset_cfgs(cfg, training_images=True):
+                ds[ds_key] = cfg[key]
+    if 'train_mask_dir' in cfg:
+        for ds in dataset_cfgs(cfg, training_images=True):
+            if isinstance(ds.get('data_prefix', None), dict):
+                ds['data_prefix'] = dict(ds['data_prefix'], seg_map_path=cfg.train_mask_dir)
     if num_classes is not None:
         for head in _heads(cfg.get('model', None)):
             head['num_classes'] = num_classes if _counts_foreground(head) else num_classes + 1

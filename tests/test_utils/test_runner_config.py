@@ -274,3 +274,26 @@ def test_my_dataset_template(tmp_path):
     assert cfg.infer_dataset.data_root == '/data/pets'
     assert tuple(cfg.val_dataloader.dataset.metainfo.classes) == (
         'background', 'cat', 'dog', 'person')
+
+
+def test_train_split_and_label_file_reach_the_training_images(tmp_path):
+    """`train_split` / `label_file` go to the data sets over the training images only."""
+    from mmseg_sbce.utils.runner_config import dataset_cfgs
+    cfg = load_runner_config(osp.join(REPO, 'configs/sbce_voc.py'),
+                             dict(train_split='ImageSets/Segmentation/train.txt',
+                                  label_file='cls_labels.json'), work_dir=str(tmp_path))
+    train = list(dataset_cfgs(cfg, training_images=True))
+    assert len(train) == 4  # train, infer_dataset, the Q hook's, pseudo_dataloader's
+    assert {ds.ann_file for ds in train} == {'ImageSets/Segmentation/train.txt'}
+    assert {ds.label_file for ds in train} == {'cls_labels.json'}
+    assert cfg.val_dataloader.dataset.get('label_file') is None
+    assert cfg.val_dataloader.dataset.ann_file == 'ImageSets/Segmentation/train.txt'
+    default = load_runner_config(osp.join(REPO, 'configs/sbce_voc.py'),
+                                 work_dir=str(tmp_path))
+    assert {ds.ann_file for ds in dataset_cfgs(default, training_images=True)} == {
+        'ImageSets/Segmentation/trainaug.txt'}
+    masks = load_runner_config(osp.join(REPO, 'configs/sbce_voc.py'),
+                               dict(train_mask_dir='SegmentationClass'), work_dir=str(tmp_path))
+    prefixes = [ds.data_prefix for ds in dataset_cfgs(masks, training_images=True)]
+    assert len(prefixes) == 4 and all(
+        p == dict(img_path='JPEGImages', seg_map_path='SegmentationClass') for p in prefixes)

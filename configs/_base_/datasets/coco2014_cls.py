@@ -22,6 +22,8 @@ class_names = (
     'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors', 'teddy bear', 'hair drier',
     'toothbrush')  # foreground, in mask-id order 1..80
 num_classes = len(class_names)
+train_split = 'ImageSets/train.txt'  # the training images
+label_file = None  # COCOClsDataset's default: the converter's cls_labels_{split}.json
 
 test_pipeline = [
     dict(type='LoadCheckedImageFromFile'),
@@ -34,7 +36,7 @@ infer_dataset = dict(
     type=dataset_type,
     data_root=data_root,
     split='train',
-    ann_file='ImageSets/train.txt',
+    ann_file=train_split,
     pipeline=[dict(type='LoadCheckedImageFromFile'), dict(type='PackWSSSInputs')])
 
 # Validation: single-scale eq. 9 prediction (restricted to the image labels, as for

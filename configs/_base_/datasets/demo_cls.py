@@ -11,6 +11,8 @@ crop_size = (112, 112)
 # Class names: None reads them from the generator's meta.json (DemoClsDataset); their count:
 class_names = None
 num_classes = 6
+train_split = 'ImageSets/Segmentation/train.txt'  # the training images
+# (label_file: DemoClsDataset's default, the generator's cls_labels.json)
 
 test_pipeline = [
     dict(type='LoadCheckedImageFromFile'),
@@ -21,7 +23,7 @@ test_pipeline = [
 infer_dataset = dict(
     type=dataset_type,
     data_root=data_root,
-    ann_file='ImageSets/Segmentation/train.txt',
+    ann_file=train_split,
     pipeline=[dict(type='LoadCheckedImageFromFile'), dict(type='PackWSSSInputs')])
 
 # Validation scores the single-scale prediction (eq. 9) on val ground truth with mmseg's

@@ -1,8 +1,7 @@
-# Template: YOUR data set, for image-level classification training. Copy it, fill in the three
-# lines of the description, and train with a two-line child config (docs/data.md, "Your own
-# data set"). The description (data_root, class_names; num_classes = their count) reaches every
-# data set and head of the config (tools/train.py, test.py, gen_pseudo.py:
-# mmseg_sbce.utils.runner_config.apply_dataset).
+# Template: YOUR data set, for image-level classification training. Copy it and fill in the
+# description (docs/data.md, "Your own data set"): data_root, class_names (num_classes = their
+# count), train_split, label_file. tools/train.py, test.py and gen_pseudo.py copy it into every
+# data set and head of the config (mmseg_sbce.utils.runner_config.apply_dataset).
 #
 # Layout (VOC-style, under data_root):
 #   JPEGImages/{id}.jpg
@@ -15,9 +14,12 @@ dataset_type = 'BaseWSSSDataset'
 data_root = 'data/my_dataset'
 class_names = ('cat', 'dog', 'person')  # foreground, in mask-id order 1..C (no background)
 num_classes = len(class_names)
-crop_size = (368, 368)
-# None derives the labels from the masks (data_prefix seg_map_path below)
+train_split = 'ImageSets/Segmentation/train.txt'  # the training images
+# Image-level labels of the training images; None derives them from their masks in
+# train_mask_dir
 label_file = 'cls_labels.json'
+train_mask_dir = 'SegmentationClass'
+crop_size = (368, 368)
 metainfo = dict(classes=('background', ) + class_names)
 
 test_pipeline = [
@@ -30,9 +32,9 @@ infer_dataset = dict(
     type=dataset_type,
     metainfo=metainfo,
     data_root=data_root,
-    ann_file='ImageSets/Segmentation/train.txt',
+    ann_file=train_split,
     label_file=label_file,
-    data_prefix=dict(img_path='JPEGImages'),
+    data_prefix=dict(img_path='JPEGImages', seg_map_path=train_mask_dir),
     pipeline=[dict(type='LoadCheckedImageFromFile'), dict(type='PackWSSSInputs')])
 # Validation needs ground-truth masks (SegmentationClass/{id}.png of the val ids); without
 # masks, set `val_cfg = None; val_dataloader = None; val_evaluator = None` in your config.

@@ -12,6 +12,9 @@ class_names = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', '
                'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant',
                'sheep', 'sofa', 'train', 'tvmonitor')  # foreground, in mask-id order 1..20
 num_classes = len(class_names)
+train_split = 'ImageSets/Segmentation/trainaug.txt'  # the training images (mmseg's name)
+label_file = None  # image-level labels from the masks of the training images:
+train_mask_dir = 'SegmentationClassAug'
 
 test_pipeline = [
     dict(type='LoadCheckedImageFromFile'),
@@ -22,7 +25,8 @@ test_pipeline = [
 infer_dataset = dict(
     type=dataset_type,
     data_root=data_root,
-    ann_file='ImageSets/Segmentation/trainaug.txt',
+    ann_file=train_split,
+    data_prefix=dict(img_path='JPEGImages', seg_map_path=train_mask_dir),
     pipeline=[dict(type='LoadCheckedImageFromFile'), dict(type='PackWSSSInputs')])
 
 # Validation: single-scale eq. 9 prediction on the 1,464 VOC `train` images against their
