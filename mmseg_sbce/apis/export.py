@@ -36,8 +36,8 @@ class PseudoLabeller:
     """A labelling rule other than the classifier's, plugged into the export.
 
     :func:`export_pseudo_labels` / :func:`generate_pseudo_labels` label every image with
-    the classifier's rule (eq. 9 / CAM threshold + dCRF, :func:`~.label_maps.pseudo_label_from_maps`)
-    unless a labeller is given. A labeller works on the saved maps of an earlier export
+    the classifier's rule (eq. 9 / CAM threshold + dCRF,
+    :func:`~.label_maps.pseudo_label_from_maps`) unless a labeller is given. A labeller works on the saved maps of an earlier export
     (``maps_dir``, the ``probs/`` of ``gen_pseudo --save-probs``) in two steps:
 
     * :meth:`prepare` runs in the export's process, once per image, with the model passed

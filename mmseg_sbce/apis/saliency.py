@@ -19,6 +19,8 @@ Users bring one grey PNG per image from an off-the-shelf salient-object detector
   but no class is confident, 255;
 * ``ignore``: salient pixels that still end up background are 255 (unsure).
 
+``pseudo_cfg.unsure`` (eq. 9's margin) does not apply to this rule.
+
 :func:`saliency_compact_labels` is the rule; :func:`load_saliency` reads a map.
 """
 import os.path as osp
