@@ -51,7 +51,9 @@ train_dataloader = dict(
         type='COCOClsDataset',
         data_root={{_base_.data_root}},
         split='train',
-        ann_file='ImageSets/train.txt',
+        ann_file={{_base_.train_split}},
+        data_prefix=dict(img_path='train2014', seg_map_path={{_base_.train_mask_dir}}),
+        label_file={{_base_.label_file}},
         pipeline=train_pipeline))
 
 # The learning rates are set for batch 24 (4 GPUs x 6). On fewer GPUs the batch shrinks (1 GPU:

@@ -107,6 +107,44 @@ def _counts_foreground(head: dict) -> bool:
     return isinstance(head_cls, type) and issubclass(head_cls, SBCEHead)
 
 
+def _generic_dataset(ds: dict, classes: tuple) -> None:
+    """Make ``ds`` a generic data set when its type fixes other class names.
+
+    mmseg reads ``metainfo.classes`` that differ from a data set class's own ``METAINFO``
+    as a subset selection (``VOCClsDataset`` refuses it, ``PascalVOCDataset`` maps labels);
+    data described by other names is another data set, so it gets the generic type
+    (``BaseWSSSDataset`` / ``BaseSegDataset``) with the specific type's defaults spelled out.
+    """
+    import inspect
+
+    from mmseg.datasets import BaseSegDataset
+    from mmseg.registry import DATASETS
+
+    from mmseg_sbce.datasets.base_wsss import BaseWSSSDataset
+    ds_type = ds.get('type')
+    ds_cls = DATASETS.get(ds_type) if isinstance(ds_type, str) else ds_type
+    if not isinstance(ds_cls, type) or not issubclass(ds_cls, BaseSegDataset):
+        return
+    own = (getattr(ds_cls, 'METAINFO', None) or {}).get('classes')
+    if own is None or tuple(own) == classes:
+        return
+    generic = BaseWSSSDataset if issubclass(ds_cls, BaseWSSSDataset) else BaseSegDataset
+    accepted = inspect.signature(generic.__init__).parameters
+    accepted = set(accepted) | set(inspect.signature(BaseSegDataset.__init__).parameters)
+    for name, param in inspect.signature(ds_cls.__init__).parameters.items():
+        if name in ds or param.default is inspect.Parameter.empty:
+            continue
+        if name in accepted and param.default is not None:
+            ds[name] = param.default
+    if 'split' in ds:  # COCOClsDataset: the split only fills in the paths
+        missing = [k for k in ('ann_file', 'data_prefix') if ds.get(k) is None]
+        if missing:
+            raise ValueError(f'{ds_type} with class_names {classes[1:]}: give its '
+                             f'{" and ".join(missing)} explicitly (no split default)')
+        del ds['split']
+    ds['type'] = generic.__name__
+
+
 def _check_names(names, where: str) -> tuple:
     if isinstance(names, str) or not isinstance(names, Sequence) or not names or not all(
             isinstance(n, str) and n for n in names):
@@ -130,8 +168,9 @@ def apply_dataset(cfg: Config, cfg_options: Optional[dict] = None) -> None:
       ``infer_dataset``, the ``QUpdateHook``'s, ``pseudo_dataloader``);
     - ``class_names``: the C foreground class names; every data set gets
       ``metainfo.classes = ('background', *class_names)`` (its palette is kept when it
-      still has one colour per class). None leaves the data sets' own names (the demo's
-      come from its ``meta.json``);
+      still has one colour per class; a data set type with other built-in names becomes
+      the generic ``BaseWSSSDataset`` / ``BaseSegDataset``). None leaves the data sets'
+      own names (the demo's come from its ``meta.json``);
     - ``num_classes``: C, the foreground class count (``len(class_names)`` when names are
       given): the SBCE classifier's head gets C, every other decode / auxiliary head C + 1
       (background included). A ``num_classes`` option without ``class_names`` names the
@@ -186,6 +225,7 @@ def apply_dataset(cfg: Config, cfg_options: Optional[dict] = None) -> None:
             if meta.get('palette') is not None and len(meta['palette']) != len(names) + 1:
                 del meta['palette']  # mmseg draws one for the new class count
             ds['metainfo'] = meta
+            _generic_dataset(ds, meta['classes'])
     for key, ds_key in (('train_split', 'ann_file'), ('label_file', 'label_file')):
         if key in cfg:
             for ds in dataset_cfgs(cfg, training_images=True):

@@ -23,7 +23,8 @@ class_names = (
     'toothbrush')  # foreground, in mask-id order 1..80
 num_classes = len(class_names)
 train_split = 'ImageSets/train.txt'  # the training images
-label_file = None  # COCOClsDataset's default: the converter's cls_labels_{split}.json
+label_file = 'cls_labels_train.json'  # the converter's image-level labels of train2014
+train_mask_dir = 'SegmentationClass/train2014'
 
 test_pipeline = [
     dict(type='LoadCheckedImageFromFile'),
@@ -37,6 +38,8 @@ infer_dataset = dict(
     data_root=data_root,
     split='train',
     ann_file=train_split,
+    data_prefix=dict(img_path='train2014', seg_map_path=train_mask_dir),
+    label_file=label_file,
     pipeline=[dict(type='LoadCheckedImageFromFile'), dict(type='PackWSSSInputs')])
 
 # Validation: single-scale eq. 9 prediction (restricted to the image labels, as for
