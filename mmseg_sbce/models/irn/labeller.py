@@ -50,7 +50,11 @@ class IRNLabeller(PseudoLabeller):
     def prepare(self, model: torch.nn.Module, inputs: torch.Tensor, data: dict) -> np.ndarray:
         """The flip-averaged boundary map ``[ceil(H/4), ceil(W/4)]`` (float32 numpy) of the
         packed image ``inputs`` (normalised by the model's data preprocessor)."""
-        batch = model.data_preprocessor(dict(inputs=[inputs], data_samples=None), False)
+        from mmseg.structures import SegDataSample
+
+        # A fresh sample: a preprocessor with a test_cfg records its padding in it.
+        batch = model.data_preprocessor(dict(inputs=[inputs], data_samples=[SegDataSample()]),
+                                        False)
         boundary = model.boundary_map(batch['inputs'].float())[0]
         height, width = stride4_size(*inputs.shape[-2:])
         # A preprocessor that pads (bottom/right) gives a larger grid: keep the image's.
