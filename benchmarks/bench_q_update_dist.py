@@ -8,7 +8,9 @@ on the weights) labels a generated demo training set with the demo's ``pseudo_cf
 ``net_s`` (image to fused maps: the network passes) and ``crf_s`` (eq. 9, dCRF and the
 PNG writes) are timed apart; the rest of the process-seconds is image decoding, the
 pipeline, the manifest and the final synchronisation. Runs alternate (1, 2, 1, 2, ...),
-each in fresh processes; the speed-up is taken per pair.
+each in fresh processes; the speed-up is taken per pair. The "ceiling" (the same
+forward-pass work in 1 process and split over 2, once per round) says what the machine let
+any second process gain at that moment.
 
 Usage::
 
@@ -19,6 +21,7 @@ import os
 import socket
 import statistics
 import tempfile
+import time
 
 import torch
 import torch.distributed as dist
@@ -54,6 +57,32 @@ def _worker(rank: int, world_size: int, port: int, data_root: str, out_dir: str,
     dist.destroy_process_group()
 
 
+def _busy(rank: int, iters: int, queue) -> None:
+    """The ceiling's workload: forward passes of the demo model on a fixed batch."""
+    torch.set_num_threads(1)
+    from bench_train_step import build_model
+    model = build_model('tinycnn', 112, torch.device('cpu')).eval()
+    x = torch.randn(2, 3, 128, 128)
+    with torch.no_grad():
+        model.extract_maps(x)
+        start = time.perf_counter()
+        for _ in range(iters):
+            model.extract_maps(x)
+    queue.put(time.perf_counter() - start)
+
+
+def ceiling(iters: int) -> float:
+    """What this machine lets 2 processes gain at this moment: the same total work in 1
+    process and split over 2 concurrent processes (timed inside the processes)."""
+    ctx = mp.get_context('spawn')
+    times = {}
+    for n in (1, 2):
+        queue = ctx.SimpleQueue()
+        mp.start_processes(_busy, args=(2 * iters // n, queue), nprocs=n, start_method='spawn')
+        times[n] = max(queue.get() for _ in range(n))
+    return times[1] / times[2]
+
+
 def run(world_size: int, data_root: str, out_dir: str) -> dict:
     ctx = mp.get_context('spawn')
     queue = ctx.SimpleQueue()
@@ -67,13 +96,16 @@ def main() -> None:
     parser.add_argument('--num', type=int, default=100, help='training images')
     parser.add_argument('--img-size', type=int, default=128)
     parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--ceiling-iters', type=int, default=40,
+                        help='forward passes of the ceiling measurement (per round)')
     args = parser.parse_args()
     from mmseg_sbce.datasets.demo_data import generate_demo_dataset
     tmp = tempfile.mkdtemp(prefix='bench_q_dist_')
     data_root = os.path.join(tmp, 'data')
     generate_demo_dataset(data_root, num_train=args.num, num_val=1, img_size=args.img_size)
-    results = {1: [], 2: []}
+    results, ceilings = {1: [], 2: []}, []
     for _ in range(args.rounds):
+        ceilings.append(ceiling(args.ceiling_iters))
         for n in (1, 2):
             results[n].append(run(n, data_root, os.path.join(tmp, f'out{n}')))
             r = results[n][-1]
@@ -90,7 +122,9 @@ def main() -> None:
         print(f'| {n} | {statistics.median(r["elapsed_s"] for r in rs):.2f} | {net:.0%} | '
               f'{crf:.0%} | {1 - net - crf:.0%} |')
     print(f'speed-up 1 -> 2 processes: median {statistics.median(speedups):.2f}x '
-          f'(range {min(speedups):.2f}-{max(speedups):.2f})')
+          f'(range {min(speedups):.2f}-{max(speedups):.2f}); ceiling of the machine at '
+          f'the time: median {statistics.median(ceilings):.2f}x '
+          f'(range {min(ceilings):.2f}-{max(ceilings):.2f})')
 
 
 if __name__ == '__main__':
