@@ -99,7 +99,8 @@ def make_coco_source(root: str, num_train: int = 4, num_val: int = 2,
             cats = COCO_OBJECTS[i % len(COCO_OBJECTS)]
             for k, cat in enumerate(cats):
                 x0, y0 = (int(v) for v in rng.integers(0, size // 2, 2))
-                x1, y1 = x0 + int(rng.integers(16, size // 2)), y0 + int(rng.integers(16, size // 2))
+                x1 = x0 + int(rng.integers(16, size // 2))
+                y1 = y0 + int(rng.integers(16, size // 2))
                 img[y0:y1, x0:x1] = (40 * k + 100, 255 - 2 * cat, 2 * cat)
                 annotations.append(dict(
                     id=ann_id, image_id=img_id, category_id=cat, iscrowd=0,
