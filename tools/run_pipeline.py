@@ -31,7 +31,6 @@ import sys
 import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-SWEEP = ('0.05', '0.99', '0.02')
 DATA_KEYS = ('train_dataloader.dataset', 'val_dataloader.dataset', 'test_dataloader.dataset')
 
 
@@ -102,6 +101,7 @@ class Pipeline:
     """
     set_name = 'the training set'  # where the pseudo-labels are scored
     val_name = 'val'  # what DeepLab validates on
+    sweep = None  # eval_pseudo's --sweep (None: its default, the whole range)
 
     def __init__(self, work_dir: str, data_root: str, configs: dict, options: dict = None,
                  gt_dir: str = None, gt_split: str = None, skip_deeplab: bool = False,
@@ -188,8 +188,15 @@ class Pipeline:
         args = [pred, '--gt', self.gt_dir, '--split', self.gt_split, '--num-classes',
                 self.num_classes + 1, '--out', report]
         if probs:
-            args += ['--probs-dir', probs, '--sweep', *SWEEP]
-        self.py('tools/eval_pseudo.py', *args)
+            args += ['--probs-dir', probs]
+            if self.sweep:
+                args += ['--sweep', *self.sweep]
+        self.py('tools/eval_pseudo.py', *args, *self.class_name_options())
+
+    def class_name_options(self) -> list:
+        """eval_pseudo's options naming the classes in its report: the SBCE config's."""
+        return ['--config', self.configs['sbce'], '--cfg-options', *self.data_options('sbce'),
+                *self.options['sbce']]
 
     def best_threshold_crf(self, name, ckpt, report, maps, out, report_out):
         """Labels of the saved ``maps`` at the best constant threshold of ``report``'s sweep

@@ -80,7 +80,9 @@ def test_pipeline_on_a_user_data_set(user_data, tmp_path, load_tool):
     # the scored classes are the config's (6 + background), not a default of 21
     with open(osp.join(work, 'eval_sbce_p2.json')) as f:
         report = json.load(f)
-    assert len(report['prediction']['iou']) == 7
+    assert len(report['prediction']['iou']) == len(report['class_names']) == 7
+    # the generic pipeline sweeps eval_pseudo's whole default range (the demo keeps its own)
+    assert report['sweep']['range'][0] < 0.05
     # the Q store is the run's
     assert osp.isdir(osp.join(work, 'sbce', 'q', 'phase_2'))
 
