@@ -71,7 +71,8 @@ def read_config(path: str, options):
 
 
 def dataset_keys(cfg) -> list:
-    """Where ``cfg`` describes a data set, as ``--cfg-options`` key paths."""
+    """Where ``cfg`` describes a data set, as ``--cfg-options`` key paths (for a config
+    without a top-level ``data_root``)."""
     keys = [k for k in DATA_KEYS if cfg.get(k.split('.')[0])]
     if cfg.get('pseudo_dataloader'):
         keys.append('pseudo_dataloader.dataset')
@@ -144,6 +145,8 @@ class Pipeline:
         """``--cfg-options`` pointing every data set of config ``name`` at the data root
         (``sbce_train``: the SBCE training run's)."""
         cfg = self.cfgs['sbce' if name == 'sbce_train' else name]
+        if 'data_root' in cfg:  # the data set description: one option reaches every data set
+            return [f'data_root={self.data}']
         return [f'{key}.data_root={self.data}' for key in dataset_keys(cfg)]
 
     # ------------------------------------------------------------------ helpers

@@ -90,10 +90,6 @@ def _data_root(name: str, base, load_tool) -> str:
     return root
 
 
-def _dataset_roots(root: str, *keys: str) -> list:
-    return [f'{key}.data_root={root}' for key in keys]
-
-
 @pytest.mark.parametrize('name', ['voc', 'coco'])
 def test_shipped_configs_end_to_end(name, tmp_path, load_tool, one_thread):
     spec = DATASETS[name]
@@ -103,9 +99,9 @@ def test_shipped_configs_end_to_end(name, tmp_path, load_tool, one_thread):
         load_tool(t) for t in ('train', 'gen_pseudo', 'eval_pseudo', 'test'))
 
     # 1. the classifier: BCE phase -> initial Q -> SBCE phases, one run
-    sbce_roots = _dataset_roots(
-        root, 'train_dataloader.dataset', 'val_dataloader.dataset', 'test_dataloader.dataset',
-        'pseudo_dataloader.dataset', 'infer_dataset', 'custom_hooks.1.dataset')
+    # the data set description's root reaches every data set (loaders, infer_dataset,
+    # pseudo_dataloader, the Q hook's)
+    sbce_roots = [f'data_root={root}']
     sbce_work = str(work / 'sbce')
     train.main([spec['sbce'], '--work-dir', sbce_work, '--cfg-options', *PHASES,
                 *SBCE_SMALL, *sbce_roots])
@@ -134,8 +130,7 @@ def test_shipped_configs_end_to_end(name, tmp_path, load_tool, one_thread):
     assert 0.0 <= miou <= 1.0
 
     # 3. the shipped DeepLab config on the exported labels, then tools/test.py on it
-    deeplab_roots = _dataset_roots(root, 'train_dataloader.dataset', 'val_dataloader.dataset',
-                                   'test_dataloader.dataset')
+    deeplab_roots = [f'data_root={root}']
     deeplab_work = str(work / 'deeplab')
     train.main([spec['deeplab'], '--work-dir', deeplab_work, '--cfg-options', *DEEPLAB_SMALL,
                 *deeplab_roots, f'train_dataloader.dataset.data_prefix.seg_map_path={pseudo}'])
