@@ -15,7 +15,7 @@ import os.path as osp
 import shutil
 import time
 from collections import deque
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
 import torch
@@ -23,89 +23,16 @@ from mmengine.logging import print_log
 
 from ..utils.parallel import default_workers, fork_pool, unwrap_model
 from .inference import EvalMode, device_of, infer_maps, num_classes_of
-from .label_io import (is_complete_output, load_saved_maps, output_paths,
-                       remove_export_files, save_label_png, save_maps_npz)
-from .label_maps import positive_classes, pseudo_label_from_maps
+from .label_io import is_complete_output, load_saved_maps, output_paths, remove_export_files
+from .label_maps import positive_classes
+from .labeller import PseudoLabeller, label_and_write
 from .manifest import (COMPLETE, COMPLETE_WITH_FAILURES, MANIFEST, MANIFEST_FORMAT, RUNNING,
                        canonical, check_out_dir, now_iso, versions, write_manifest)
 from .pseudo_cfg import resolve_pseudo_cfg
-from .saliency import saliency_for_image
-
-
-class PseudoLabeller:
-    """A labelling rule other than the classifier's, plugged into the export.
-
-    :func:`export_pseudo_labels` / :func:`generate_pseudo_labels` label every image with
-    the classifier's rule (eq. 9 / CAM threshold + dCRF,
-    :func:`~.label_maps.pseudo_label_from_maps`) unless a labeller is given. A labeller works on the saved maps of an earlier export
-    (``maps_dir``, the ``probs/`` of ``gen_pseudo --save-probs``) in two steps:
-
-    * :meth:`prepare` runs in the export's process, once per image, with the model passed
-      to the export (e.g. a network on the image); what it returns is sent to a worker;
-    * :meth:`worker` returns a picklable callable ``fn(img_rgb, logits, thr, pos, payload)
-      -> uint8 [H, W] label map`` (ids ``0..C``, 255) that runs in the worker pool (e.g.
-      a random walk), where ``img_rgb`` is ``[H, W, 3]`` uint8, ``logits`` ``[K, H, W]``
-      float the saved maps of the positive classes ``pos``, ``thr`` their saved thresholds.
-
-    Subclasses set :attr:`num_classes` (``C``, for the image labels) and return what decides
-    their output from :meth:`identity` (recorded in the manifest; a folder is reused only
-    by a run with the same identity).
-    """
-
-    #: Number of foreground classes ``C``.
-    num_classes: int = 0
-
-    def identity(self) -> Dict[str, Any]:
-        """What decides the labels besides the maps and ``pseudo_cfg`` (JSON-able)."""
-        return {}
-
-    def prepare(self, model: torch.nn.Module, inputs: torch.Tensor, data: dict) -> Any:
-        """Main-process step for one image: ``inputs`` is the packed uint8 ``[3, H, W]``
-        image of ``data`` (the pipeline's output); returns the worker's ``payload``."""
-        return None
-
-    def worker(self) -> Callable[..., np.ndarray]:
-        """The picklable worker step (see the class docstring)."""
-        raise NotImplementedError
 
 
 class OutDirRefused(RuntimeError):
     """The output folder holds the files of another run (see :func:`export_pseudo_labels`)."""
-
-
-def _process_job(job: tuple) -> tuple:
-    """Worker: label (+ dCRF) one image and write its files.
-
-    Returns:
-        tuple: ``(img_id, ok, error message or None, seconds, fallback)``; ``fallback`` is
-        why the image was labelled without its saliency map (``on_missing='fallback'``),
-        else None.
-    """
-    (img_id, img_chw, is_bgr, logits, thr, pos, cfg, out_dir, save_probs, label_fn,
-     payload) = job
-    start = time.perf_counter()
-    fallback = None
-    try:
-        img = img_chw.transpose(1, 2, 0)
-        img = np.ascontiguousarray(img[..., ::-1] if is_bgr else img)
-        if label_fn is not None:
-            label = label_fn(img, logits, thr, pos, payload)
-        else:
-            saliency = None
-            if cfg['saliency'] is not None:
-                saliency, fallback = saliency_for_image(cfg['saliency'], img_id,
-                                                        img.shape[:2])
-            label = pseudo_label_from_maps(img, logits, thr, pos, cfg, saliency)
-        png_path, npz_path = output_paths(out_dir, img_id)
-        os.makedirs(osp.dirname(png_path) or '.', exist_ok=True)
-        if save_probs:
-            os.makedirs(osp.dirname(npz_path), exist_ok=True)
-            save_maps_npz(npz_path, logits, pos, thr)
-        save_label_png(label, png_path)  # last: a PNG means this image is complete
-    except Exception as exc:  # reported by the main process, the run goes on
-        return (img_id, False, f'{type(exc).__name__}: {exc}', time.perf_counter() - start,
-                None)
-    return img_id, True, None, time.perf_counter() - start, fallback
 
 
 def _img_id(info: dict, index: int) -> str:
@@ -329,9 +256,9 @@ def generate_pseudo_labels(model: torch.nn.Module,
                        logits.numpy(), thr_pos, pos, pcfg, out_dir, save_probs, label_fn,
                        payload)
                 if pool is None:
-                    collect(_process_job(job))
+                    collect(label_and_write(job))
                     continue
-                pending.append(pool.apply_async(_process_job, (job, )))
+                pending.append(pool.apply_async(label_and_write, (job, )))
                 while len(pending) >= max_in_flight:
                     collect(pending.popleft().get())
                 while pending and pending[0].ready():

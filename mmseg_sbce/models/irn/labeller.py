@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Optional
 import numpy as np
 import torch
 
-from ...apis.export import PseudoLabeller
+from ...apis.labeller import PseudoLabeller
 from .random_walk import refine_labels, resolve_refine_cfg, stride4_size
 
 
