@@ -18,15 +18,12 @@ model = dict(
     # stride 4 and a ~40 px receptive field, so the CAM must rely on local evidence.
     backbone=dict(_delete_=True, type='TinyCNN', channels=(32, 32, 64, 96, 96)),
     # logit_scale_init: the Spatial-BCE phases start from this checkpoint, and this
-    # from-scratch GAP-BCE baseline ends with object logits of ~45 (an ImageNet ResNet's are
-    # far smaller: GAP-BCE on objects covering ~9 % of the image needs them large), so the
-    # paper's s = 10 saturates sigmoid(s x) over whole objects and their surroundings. There
-    # both losses are dead: the gradient of R just below a saturated percentile threshold,
-    # and of the KL term, scale with p (1 - p). Measured (pseudo-label mIoU with dCRF after
-    # phase 1): s = 10 87.1, s = 1 92.7, s = 0.1 55.2 (the background, at p ~ 0.4, swamps
-    # the KL term); after phases 1/2/3 (threshold branch at 20x, logit fusion): s = 1
-    # 94.4/95.7/96.4, s = 0.4 96.4/97.2/97.6 (docs/results.md). Unused by the baseline
-    # itself ('bce' mode ignores the scale).
+    # from-scratch GAP-BCE baseline ends with large object logits (an ImageNet ResNet's are
+    # far smaller), so the paper's s = 10 saturates sigmoid(s x) over whole objects and their
+    # surroundings. There both losses are dead: the gradient of R just below a saturated
+    # percentile threshold, and of the KL term, scale with p (1 - p); a far smaller s lets
+    # the background's p swamp the KL term. The values tried and their pseudo-label mIoU:
+    # docs/results.md ("logit scale"). Unused by the baseline itself ('bce' mode ignores it).
     decode_head=dict(in_channels=96, num_classes={{_base_.num_classes}}, train_mode='bce',
                      logit_scale_init=0.4),
     test_cfg=dict(threshold=bg_threshold, normalize_cam=True))

@@ -23,12 +23,10 @@ train_iters = phase_schedule['bce_iters'] + phase_schedule['num_phases'] * phase
 pseudo_cfg = dict(scales=(1.0, 0.5, 1.5, 2.0), flip=True, threshold='adaptive')
 
 # KL weight 1/4 (paper: 1). The KL term compares the SOFT fraction mean(sigmoid(s * x)) with Q.
-# At this demo's logit scale (s ~ 0.45; the paper's is ~10) the background keeps p ~ 0.15-0.4,
-# so that fraction stays ~2.6x Q (0.24 vs 0.09 after phase 3) however good the map, and the
-# term never stops pushing unsaturated pixels down: the faint bodies erode phase after phase
-# (benchmarks/demo_fraction_gap.py). Measured over four seeds (docs/results.md), mean
-# pseudo-label mIoU after phases 1/2/3 with dCRF: weight 1 98.73/98.73/98.30, 1/4
-# 98.75/98.95/98.93; best threshold 86.80/86.68/86.18 against 86.93/87.00/86.98.
+# At this demo's small logit scale (the paper's is ~10) the background keeps p well above 0,
+# so that fraction stays several times Q however good the map, and the term never stops
+# pushing unsaturated pixels down: the faint bodies erode phase after phase
+# (benchmarks/demo_fraction_gap.py). Weights 1 and 1/4 over four seeds: docs/results.md.
 model = dict(
     decode_head=dict(
         train_mode='sbce-classifier',
@@ -47,12 +45,9 @@ train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 
 # Learning rate restarts every phase (paper sec. 4.2), poly to 0. The paper goes from 1e-2
 # (baseline) to 1e-3 with SGD; with AdamW, whose steps do not shrink with the gradient, the
-# fine-tuning rate must be far lower. Measured (pseudo-label mIoU with dCRF after phases
-# 1/2/3, baseline 82): 1/2 of the baseline's rate 51/44/40 (the maps get scrambled),
-# 3/20 85/86/86, 1/20 87/90/92 (docs/results.md). For the same reason the later phases,
-# which start from a Q that phase 1 already brought near its plateau, restart at half that:
-# at 1/20 throughout, eq. 9 without dCRF went 82.2/85.1/84.0 and 82.6/85.9/83.9 over the
-# phases (seeds 0 / 1), at 1/20 then 1/40 82.2/84.7/84.8 and 82.6/85.4/85.3.
+# fine-tuning rate must be far lower (1/20 of the baseline's; higher rates scrambled the
+# maps). The later phases, which start from a Q that phase 1 already brought near its
+# plateau, restart at half that. Rates tried and their pseudo-label mIoU: docs/results.md.
 # (The last pair of phase_factors serves every later phase.) The restarts, max_iters, the
 # validation and checkpoint intervals and both hooks all follow `phase_schedule`
 # (tools/train.py re-derives them after `--cfg-options phase_schedule.KEY=VALUE`).
@@ -61,12 +56,9 @@ param_scheduler = [
          phase_factors=[(0.05, 0.0), (0.025, 0.0)], power=0.9)
 ]
 # The threshold branch is a new layer: never trained in the BCE phase, and trained only in
-# (gamma - theta) / gamma of the iterations (40 per phase here). At the phases' rate it barely
-# moved from its random start (mean t stayed ~0.55-0.6); it gets 10x, the paper's ratio for
-# new layers. Measured (docs/results.md), s = 0.4, pseudo-label mIoU with dCRF after phases
-# 1/2/3 (logit fusion): 1x 92.2/95.7/96.7, 20x 96.4/97.2/97.6; eq. 9 without dCRF after
-# phases 1/2/3 (probability fusion, all phases at 1/20, seeds 0 and 1): 5x 76.8/83.0/83.8;
-# 10x 82.2/85.1/84.0 and 82.6/85.9/83.9; 20x 85.6/85.1/83.2 and 86.0/85.8/82.0.
+# (gamma - theta) / gamma of the iterations. At the phases' rate it barely moved from its
+# random start; it gets 10x, the paper's ratio for new layers (1x, 5x, 10x and 20x compared
+# in docs/results.md).
 optim_wrapper = dict(paramwise_cfg=dict(custom_keys={
     'decode_head.T': dict(lr_mult=10.0, decay_mult=0.0),
     'decode_head.conv_thr': dict(lr_mult=10.0)}))
