@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     from mmseg.registry import DATASETS, MODELS
 
     from mmseg_sbce.apis import OutDirRefused, export_pseudo_labels, pseudo_dataset_cfg
-    from mmseg_sbce.apis.manifest import dict_sha256, file_sha256
+    from mmseg_sbce.apis.manifest import print_summary, tool_run_fields
     from mmseg_sbce.datasets.class_count import check_class_counts
     from mmseg_sbce.utils.checkpoint import load_model_checkpoint, threshold_branch_trained
     from mmseg_sbce.utils.errors import InputError
@@ -146,13 +146,9 @@ def main(argv=None) -> int:
 
     out_dir = osp.abspath(args.out)
     # What decides the files besides pseudo_cfg (the export adds it and the output options).
-    identity = dict(config=osp.basename(args.config), model_cfg_sha256=dict_sha256(cfg.model),
-                    checkpoint_sha256=file_sha256(args.checkpoint) if rank == 0 else None,
-                    dataset=dataset_cfg)
-    run_info = dict(
-        config_path=osp.abspath(args.config), checkpoint=osp.abspath(args.checkpoint),
-        split=args.split,
-        command=' '.join([osp.basename(sys.argv[0])] + list(argv or sys.argv[1:])))
+    identity, run_info = tool_run_fields(
+        [osp.basename(sys.argv[0])] + list(argv or sys.argv[1:]), args.config,
+        args.checkpoint, cfg.model, dataset_cfg, args.split, hash_checkpoint=rank == 0)
     try:
         summary = export_pseudo_labels(
             model, dataset, out_dir, pcfg, identity=identity, run_info=run_info,
@@ -162,20 +158,8 @@ def main(argv=None) -> int:
         if rank == 0:
             print(f'gen_pseudo: refusing to write: {exc}', file=sys.stderr)
         return 1
-    failures = summary['failures']
-    if rank == 0:
-        print(f'gen_pseudo: {summary["written"]} written, {summary["skipped"]} already there, '
-              f'{len(failures)} failed of {summary["total"]} -> {out_dir}')
-        fallbacks = summary.get('saliency_fallbacks')
-        if fallbacks:
-            print(f'gen_pseudo: {len(fallbacks)} images labelled without their saliency map '
-                  f'(on_missing="fallback"): {", ".join(f["img_id"] for f in fallbacks)}')
-        if failures:
-            print(f'gen_pseudo: {len(failures)} images could not be labelled:',
-                  file=sys.stderr)
-            for f in failures:
-                print(f'  {f["img_id"]} (index {f["index"]}): {f["error"]}', file=sys.stderr)
-    return 1 if failures else 0
+    status = print_summary('gen_pseudo', summary, out_dir) if rank == 0 else 0
+    return 1 if summary['failures'] else status
 
 
 if __name__ == '__main__':

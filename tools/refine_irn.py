@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     from mmseg.registry import DATASETS, MODELS
 
     from mmseg_sbce.apis import OutDirRefused, export_pseudo_labels, pseudo_dataset_cfg
-    from mmseg_sbce.apis.manifest import dict_sha256, file_sha256
+    from mmseg_sbce.apis.manifest import print_summary, tool_run_fields
     from mmseg_sbce.models.irn.labeller import IRNLabeller
     from mmseg_sbce.utils.checkpoint import load_model_checkpoint
 
@@ -84,12 +84,9 @@ def main(argv=None) -> int:
     labeller = IRNLabeller(num_classes, refine_cfg)
 
     out_dir = osp.abspath(args.out)
-    identity = dict(config=osp.basename(args.config), model_cfg_sha256=dict_sha256(cfg.model),
-                    checkpoint_sha256=file_sha256(args.checkpoint), dataset=dataset_cfg)
-    run_info = dict(
-        config_path=osp.abspath(args.config), checkpoint=osp.abspath(args.checkpoint),
-        split=args.split,
-        command=' '.join([osp.basename(sys.argv[0])] + list(argv or sys.argv[1:])))
+    identity, run_info = tool_run_fields(
+        [osp.basename(sys.argv[0])] + list(argv or sys.argv[1:]), args.config,
+        args.checkpoint, cfg.model, dataset_cfg, args.split)
     try:
         # The classifier's pseudo_cfg does not apply: no saliency, no dCRF in the walk.
         summary = export_pseudo_labels(
@@ -99,14 +96,7 @@ def main(argv=None) -> int:
     except OutDirRefused as exc:
         print(f'refine_irn: refusing to write: {exc}', file=sys.stderr)
         return 1
-    failures = summary['failures']
-    print(f'refine_irn: {summary["written"]} written, {summary["skipped"]} already there, '
-          f'{len(failures)} failed of {summary["total"]} -> {out_dir}')
-    if failures:
-        print(f'refine_irn: {len(failures)} images could not be labelled:', file=sys.stderr)
-        for f in failures:
-            print(f'  {f["img_id"]} (index {f["index"]}): {f["error"]}', file=sys.stderr)
-    return 1 if failures else 0
+    return print_summary('refine_irn', summary, out_dir)
 
 
 if __name__ == '__main__':

@@ -12,7 +12,8 @@ import hashlib
 import json
 import os
 import os.path as osp
-from typing import Any, Dict, List, Optional
+import sys
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..utils.io import write_text_atomic
 
@@ -159,3 +160,48 @@ def versions() -> Dict[str, str]:
     from mmseg_sbce import __version__
     return dict(mmseg_sbce=__version__, mmseg=mmseg.__version__,
                 mmengine=mmengine.__version__, torch=torch.__version__)
+
+
+def tool_run_fields(tool_argv: List[str], config: str, checkpoint: str, model_cfg: Any,
+                    dataset_cfg: dict, split: Optional[str],
+                    hash_checkpoint: bool = True) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """The ``identity`` and ``run_info`` a command-line export passes to
+    :func:`~.export.export_pseudo_labels` (``tools/gen_pseudo.py``, ``tools/refine_irn.py``).
+
+    Args:
+        tool_argv (list[str]): the tool's name followed by its arguments (the command line).
+        config (str): the config file.
+        checkpoint (str): the checkpoint file.
+        model_cfg: the config's ``model`` (hashed into the identity).
+        dataset_cfg (dict): the data set labelled.
+        split (str, optional): the ``--split`` given.
+        hash_checkpoint (bool): hash the checkpoint (only the rank that writes the manifest
+            needs it; the others pass False and get None).
+
+    Returns:
+        tuple: ``identity`` (what decides the files besides ``pseudo_cfg``) and
+        ``run_info`` (recorded, not compared).
+    """
+    identity = dict(config=osp.basename(config), model_cfg_sha256=dict_sha256(model_cfg),
+                    checkpoint_sha256=file_sha256(checkpoint) if hash_checkpoint else None,
+                    dataset=dataset_cfg)
+    run_info = dict(config_path=osp.abspath(config), checkpoint=osp.abspath(checkpoint),
+                    split=split, command=' '.join(tool_argv))
+    return identity, run_info
+
+
+def print_summary(tool: str, summary: Dict[str, Any], out_dir: str) -> int:
+    """Print an export's summary the way the tools do (failures on stderr) and return the
+    tool's exit status: 0 when every image was written or already there, 1 otherwise."""
+    failures = summary['failures']
+    print(f'{tool}: {summary["written"]} written, {summary["skipped"]} already there, '
+          f'{len(failures)} failed of {summary["total"]} -> {out_dir}')
+    fallbacks = summary.get('saliency_fallbacks')
+    if fallbacks:
+        print(f'{tool}: {len(fallbacks)} images labelled without their saliency map '
+              f'(on_missing="fallback"): {", ".join(f["img_id"] for f in fallbacks)}')
+    if failures:
+        print(f'{tool}: {len(failures)} images could not be labelled:', file=sys.stderr)
+        for f in failures:
+            print(f'  {f["img_id"]} (index {f["index"]}): {f["error"]}', file=sys.stderr)
+    return 1 if failures else 0
