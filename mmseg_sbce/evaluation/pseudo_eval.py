@@ -301,10 +301,11 @@ def threshold_sweep(probs_dir: str,
 
     Returns:
         dict: ``thresholds``, ``miou`` (one per threshold), ``best_threshold``,
-        ``best_miou``, ``best`` (metrics at the best threshold), ``best_on_edge`` (the best
-        is the first or last threshold swept, so a wider range may do better; False with a
-        single threshold), ``adaptive`` (metrics of eq. 9 without dCRF, or None),
-        ``normalize_cam``, ``missing``, ``gt_missing``.
+        ``best_miou``, ``best`` (metrics and ``confusion`` at the best threshold),
+        ``best_on_edge`` (the best is the first or last threshold swept, so a wider range
+        may do better; False with a single threshold), ``adaptive`` (metrics and
+        ``confusion`` of eq. 9 without dCRF, or None), ``normalize_cam``, ``missing``,
+        ``gt_missing``.
     """
     ids, gt_missing = _split_missing_gt(gt_dir, list(ids), allow_missing)
     thresholds = np.sort(np.asarray(thresholds, np.float64))
@@ -323,17 +324,17 @@ def threshold_sweep(probs_dir: str,
             has_adaptive = False
         else:
             adaptive += part_adaptive
-    per_thr = [metrics_from_confusion(cm) for cm in cms]
-    mious = [m['miou'] for m in per_thr]
+    mious = [metrics_from_confusion(cm)['miou'] for cm in cms]
     best = int(np.nanargmax(mious))
     return dict(
         thresholds=thresholds.tolist(),
         miou=mious,
         best_threshold=float(thresholds[best]),
         best_miou=mious[best],
-        best=per_thr[best],
+        best=dict(metrics_from_confusion(cms[best]), confusion=cms[best]),
         best_on_edge=len(thresholds) > 1 and best in (0, len(thresholds) - 1),
-        adaptive=metrics_from_confusion(adaptive) if has_adaptive else None,
+        adaptive=dict(metrics_from_confusion(adaptive), confusion=adaptive)
+        if has_adaptive else None,
         normalize_cam=normalize_cam,
         missing=missing,
         gt_missing=gt_missing)

@@ -137,6 +137,12 @@ def test_sweep_picks_the_right_threshold(tmp_path):
     assert max(m for t, m in zip(res['thresholds'], res['miou']) if t != 0.4) < 1.0
     # Adaptive (eq. 9, no dCRF) from the saved t' = 0.5: everything background.
     np.testing.assert_allclose(res['adaptive']['iou'], [35 / 47, np.nan, 0.0])
+    # Their confusion matrices (rows: ground truth 0..2; columns: prediction 0..2, 255):
+    # 35 background pixels, 12 of class id 2, one ignored.
+    np.testing.assert_array_equal(res['adaptive']['confusion'],
+                                  [[35, 0, 0, 0], [0, 0, 0, 0], [12, 0, 0, 0]])
+    np.testing.assert_array_equal(res['best']['confusion'],
+                                  [[35, 0, 0, 0], [0, 0, 0, 0], [0, 0, 12, 0]])
 
 
 def test_sweep_matches_brute_force(tmp_path):
