@@ -1,0 +1,87 @@
+# Copyright (c) mmseg-sbce contributors.
+"""``benchmarks/family_benchmark.py``: the tables it builds from finished pipeline runs
+(reports written here by hand, so every cell is known)."""
+import importlib.util
+import json
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+@pytest.fixture(scope='module')
+def bench():
+    spec = importlib.util.spec_from_file_location(
+        '_bench_family', osp.join(ROOT, 'benchmarks', 'family_benchmark.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cm(gt_fg, pred_fg, total=100):
+    """A 2-class confusion matrix [2, 3]: ``gt_fg`` foreground pixels in the ground
+    truth, ``pred_fg`` labelled foreground (all of the true ones first)."""
+    tp = min(gt_fg, pred_fg)
+    return [[total - gt_fg - (pred_fg - tp), pred_fg - tp, 0], [gt_fg - tp, tp, 0]]
+
+
+def _write_run(work, rows, deeplab, fg):
+    """A finished 2-phase pipeline run: summary.json and the eval reports that
+    read_run opens; ``fg`` maps report name -> (gt fg, predicted fg)."""
+    os.makedirs(work)
+    with open(osp.join(work, 'summary.json'), 'w') as f:
+        json.dump(dict(rows=rows, deeplab_miou=deeplab, seconds={}), f)
+    for name, (gt_fg, pred_fg) in fg.items():
+        report = dict(prediction=dict(confusion=_cm(gt_fg, pred_fg)))
+        if name.startswith('eval_sbce_p') and not name.endswith('_crf'):
+            report['sweep'] = dict(adaptive=dict(confusion=_cm(gt_fg, pred_fg + 1)))
+        with open(osp.join(work, name + '.json'), 'w') as f:
+            json.dump(report, f)
+
+
+def _rows(offset):
+    return [dict(name=n, init=0.5 + offset, crf=0.6 + offset, best=0.7 + offset,
+                 best_threshold=0.2 + offset, best_crf=0.8 + offset)
+            for n in ('BCE baseline', 'SBCE after phase 1', 'SBCE after phase 2')]
+
+
+def test_read_run_and_member_table(bench, tmp_path):
+    fg = dict(eval_baseline=(20, 10), eval_baseline_crf=(20, 12), eval_sbce_p1=(20, 30),
+              eval_sbce_p1_crf=(20, 25), eval_sbce_p2=(20, 22))
+    for seed, offset, deeplab in ((0, 0.0, 70.0), (1, 0.02, 74.0)):
+        _write_run(str(tmp_path / 'm' / f'seed{seed}'), _rows(offset), deeplab, fg)
+    assert bench.read_run(str(tmp_path / 'm' / 'seed9')) is None  # not finished
+    run = bench.read_run(str(tmp_path / 'm' / 'seed0'))
+    assert run['gt_fg'] == pytest.approx(0.2) and run['deeplab'] == 70.0
+    base, p1, p2 = run['rows']
+    # The baseline's "init" labels are its label folder; SBCE's the adaptive sweep (+1 px).
+    assert base['fg_init'] == pytest.approx(0.10) and base['fg_crf'] == pytest.approx(0.12)
+    assert p1['fg_init'] == pytest.approx(0.31) and p1['fg_crf'] == pytest.approx(0.25)
+    # The last phase's dCRF labels are its own export (no separate Q report).
+    assert p2['fg_init'] == pytest.approx(0.23) and p2['fg_crf'] == pytest.approx(0.22)
+
+    runs = {s: bench.read_run(str(tmp_path / 'm' / f'seed{s}')) for s in (0, 1)}
+    table = bench.member_table('m', runs)
+    assert 'ground truth 20.0 %' in table
+    # Mean over the two seeds and their spread, in points.
+    assert '| BCE baseline | 51.0 (2.0) | 61.0 (2.0) | 71.0 (2.0) | 81.0 (2.0) | 0.21 | ' \
+        '10.0 (0.0) | 12.0 (0.0) |' in table
+    assert '| SBCE after phase 1 | 51.0 (2.0) |' in table and '| 31.0 (0.0) | 25.0 (0.0) |' in table
+    assert 'DeepLab val mIoU on the final SBCE labels: 72.0 (4.0) (per seed: 70.0, 74.0)' \
+        in table
+
+
+def test_fg_fraction_counts_classes_not_unsure(bench):
+    cm = np.array([[50, 5, 5], [10, 20, 10]])  # 10 + 5 unsure pixels are not foreground
+    assert bench.fg_fraction(cm) == pytest.approx(25 / 100)
+    assert bench.gt_fg_fraction(cm) == pytest.approx(40 / 100)
+    assert bench.fg_fraction(None) is None
+
+
+def test_unknown_member_is_refused(bench, capsys):
+    with pytest.raises(SystemExit):
+        bench.parse_args(['table', '--members', 'no_such_member'])
+    assert 'unknown members' in capsys.readouterr().err
