@@ -59,6 +59,6 @@ default_hooks = dict(
                     max_keep_ckpts=1))
 log_processor = dict(by_epoch=False)
 randomness = dict(seed=0)
-# The random walk of tools/refine_irn.py (REFINE_CFG_DEFAULTS: radius 5, beta 10,
-# 2^8 steps, background threshold 0.25).
+# The random walk of tools/refine_irn.py (REFINE_CFG_DEFAULTS: radius 10, the training
+# pairs' radius; beta 10, 2^8 steps, background threshold 0.25).
 refine_cfg = dict()

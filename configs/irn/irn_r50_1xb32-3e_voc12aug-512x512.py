@@ -57,4 +57,6 @@ param_scheduler = [
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=3)
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1,
                                      max_keep_ckpts=1))
+# The random walk of tools/refine_irn.py (REFINE_CFG_DEFAULTS: radius 10, beta 10, 2^8 steps,
+# background threshold 0.25); IRN's published code walks with radius 5: dict(radius=5).
 refine_cfg = dict()

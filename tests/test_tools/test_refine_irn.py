@@ -80,7 +80,7 @@ def test_refine_irn_writes_resumes_and_matches(setup, tmp_path, capsys):
     assert manifest['counts'] == dict(total=4, written=4, skipped=0, failed=0)
     ident = manifest['identity']
     assert ident['labeller'] == dict(type='IRNLabeller', refine_cfg=dict(
-        radius=5, beta=10.0, exp_times=8, bg_threshold=0.25))
+        radius=10, beta=10.0, exp_times=8, bg_threshold=0.25))
     assert ident['maps_dir'] == setup['maps']
     for img_id in setup['ids']:
         with Image.open(out / f'{img_id}.png') as png:

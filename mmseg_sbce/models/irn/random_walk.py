@@ -30,12 +30,13 @@ from .affinity import pair_affinity, pair_offsets
 
 IGNORE_INDEX = 255
 
-#: Defaults of the refinement (``refine_cfg``): ``radius`` of the walk's neighbourhood
-#: (stride-4 pixels; IRN's semantic propagation uses a smaller radius than its training
-#: pairs, which keeps the matrix small), ``beta`` the affinity exponent, ``exp_times`` the
-#: number of squarings (``2 ** exp_times`` steps), ``bg_threshold`` the background score
-#: after normalising by the global maximum.
-REFINE_CFG_DEFAULTS = dict(radius=5, beta=10.0, exp_times=8, bg_threshold=0.25)
+#: Defaults of the refinement (``refine_cfg``), the project notes' values: ``radius`` of the
+#: walk's neighbourhood in stride-4 pixels (the radius of the training pairs, 10; the
+#: published IRN code's semantic-label step uses 5: a quarter of the neighbours, a faster
+#: walk, docs/benchmarks.md), ``beta`` the affinity exponent, ``exp_times`` the number of
+#: squarings (``2 ** exp_times`` steps), ``bg_threshold`` the background score after
+#: normalising by the global maximum.
+REFINE_CFG_DEFAULTS = dict(radius=10, beta=10.0, exp_times=8, bg_threshold=0.25)
 
 
 def resolve_refine_cfg(cfg: Optional[dict] = None) -> dict:
@@ -57,7 +58,7 @@ def resolve_refine_cfg(cfg: Optional[dict] = None) -> dict:
     return out
 
 
-def sparse_transition(boundary: Tensor, radius: int = 5, beta: float = 10.0) -> Tensor:
+def sparse_transition(boundary: Tensor, radius: int = 10, beta: float = 10.0) -> Tensor:
     """The row-normalised affinity matrix ``D^-1 A`` (the transpose of IRN's ``T``).
 
     Args:
@@ -98,7 +99,7 @@ def sparse_transition(boundary: Tensor, radius: int = 5, beta: float = 10.0) -> 
         return coo.to_sparse_csr()
 
 
-def random_walk(maps: Tensor, boundary: Tensor, radius: int = 5, beta: float = 10.0,
+def random_walk(maps: Tensor, boundary: Tensor, radius: int = 10, beta: float = 10.0,
                 exp_times: int = 8) -> Tensor:
     """Propagate ``maps * (1 - B)`` by ``2 ** exp_times`` steps of the walk.
 

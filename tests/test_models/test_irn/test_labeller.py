@@ -43,5 +43,5 @@ def test_prepare_gives_the_image_grid_and_worker_refines():
                              dict(exp_times=3))
     np.testing.assert_array_equal(out, expected)
     assert set(np.unique(out)) <= {0, 2, 4}
-    assert labeller.identity() == dict(refine_cfg=dict(radius=5, beta=10.0, exp_times=3,
+    assert labeller.identity() == dict(refine_cfg=dict(radius=10, beta=10.0, exp_times=3,
                                                        bg_threshold=0.25))

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from mmseg_sbce.models.irn import (pair_offsets, path_points, random_walk, refine_labels,
-                                   resolve_refine_cfg, sparse_transition)
+from mmseg_sbce.models.irn import (REFINE_CFG_DEFAULTS, InterPixelAffinityLoss, pair_offsets,
+                                   path_points, random_walk, refine_labels, resolve_refine_cfg,
+                                   sparse_transition)
 
 
 def dense_reference(maps, boundary, radius, beta, exp_times):
@@ -71,3 +72,18 @@ def test_refine_labels_edge_cases():
         resolve_refine_cfg(dict(alpha=1))
     with pytest.raises(ValueError, match='bg_threshold'):
         resolve_refine_cfg(dict(bg_threshold=1.5))
+
+
+def test_refine_defaults_are_the_notes():
+    """The walk's defaults are the project notes' (docs/irn.md): the neighbourhood is the
+    training pairs' radius 10, beta 10, 2^8 steps, background 0.25; and they are in effect."""
+    assert REFINE_CFG_DEFAULTS == dict(radius=10, beta=10.0, exp_times=8, bg_threshold=0.25)
+    assert InterPixelAffinityLoss().radius == REFINE_CFG_DEFAULTS['radius']
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(2, 64, 64, generator=gen) * 4
+    boundary = torch.rand(16, 16, generator=gen) * 0.5
+    labels = refine_labels(logits, [0, 3], boundary, dict(exp_times=2))
+    assert (labels == refine_labels(logits, [0, 3], boundary,
+                                    dict(exp_times=2, radius=10))).all()
+    assert (labels != refine_labels(logits, [0, 3], boundary,
+                                    dict(exp_times=2, radius=5))).any()
