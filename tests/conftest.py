@@ -1,10 +1,10 @@
 # Copyright (c) mmseg-sbce contributors.
 import importlib.util
-import logging
 import os.path as osp
-import sys
 
 import pytest
+
+from log_streams import repoint_closed_log_streams
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -28,34 +28,10 @@ def load_tool():
     return load
 
 
-class _CurrentStdout:
-    """Writes to whatever ``sys.stdout`` is when a record is logged (pytest swaps it for
-    each test that captures output)."""
-
-    def write(self, text: str) -> int:
-        return sys.stdout.write(text)
-
-    def flush(self) -> None:
-        sys.stdout.flush()
-
-
 @pytest.fixture(autouse=True)
 def _no_stale_log_streams():
-    """Re-point mmengine loggers' console handlers whose stream was closed by an earlier
-    test.
-
-    ``MMLogger`` binds its ``StreamHandler`` to ``sys.stdout`` when the logger is created;
-    created inside a test that captures output (``capsys``), that is the test's capture
-    stream, closed when the test ends. A later test logging through the same logger (every
-    ``print_log(logger='current')``) then gets a ``--- Logging error ---`` traceback on
-    stderr instead of its message. Re-pointed handlers follow the current ``sys.stdout``.
-    """
-    mmlogger = sys.modules.get('mmengine.logging.logger')
-    if mmlogger is not None:
-        for logger in list(mmlogger.MMLogger._instance_dict.values()):
-            for handler in logger.handlers:
-                if type(handler) is logging.StreamHandler and \
-                        getattr(handler.stream, 'closed', False):
-                    with handler.lock:  # not setStream: it flushes the closed stream
-                        handler.stream = _CurrentStdout()
+    """Before each test, re-point mmengine loggers' console handlers whose stream an earlier
+    test closed (a logger created under ``capsys`` writes to that test's capture; a later
+    test logging through it got a ``--- Logging error ---`` traceback on stderr)."""
+    repoint_closed_log_streams()
     yield

@@ -39,8 +39,12 @@ def parse_args(argv=None):
     parser.add_argument('baseline_config', help='BCE baseline classifier config')
     parser.add_argument('sbce_config', help='SBCE classifier config')
     parser.add_argument('deeplab_config', help='segmentation config trained on the labels')
-    parser.add_argument('--data-root', required=True,
-                        help='the data set (read only): every config\'s data sets use it')
+    parser.add_argument('--data-root',
+                        help='the data set (read only): every config\'s data sets use it '
+                        '(default: the --dataset file\'s data_root)')
+    parser.add_argument('--dataset', metavar='FILE',
+                        help='your data set\'s description (a copy of configs/_base_/'
+                        'datasets/my_dataset.py): the three configs run on it')
     parser.add_argument('--gt-dir', help='ground-truth masks of the exported split '
                         '(default: DATA_ROOT/SegmentationClass when it exists)')
     parser.add_argument('--gt-split', help='ids to score (default: the SBCE config\'s '
@@ -54,6 +58,16 @@ def parse_args(argv=None):
     parser.add_argument('--skip-deeplab', action='store_true',
                         help='stop after evaluating the pseudo-labels')
     args = parser.parse_args(argv)
+    args.description = None
+    if args.dataset:
+        from mmseg_sbce.utils.runner_config import load_dataset_description
+        try:
+            args.description = load_dataset_description(args.dataset)
+        except (FileNotFoundError, ValueError) as exc:
+            parser.error(f'--dataset: {exc}')
+        args.data_root = args.data_root or args.description.get('data_root')
+    if not args.data_root:
+        parser.error('--data-root is required (or a --dataset file that sets data_root)')
     if not osp.isdir(args.data_root):
         parser.error(f'--data-root: no such folder: {args.data_root}')
     return args
@@ -137,6 +151,14 @@ class Pipeline:
                        deeplab=osp.abspath(args.deeplab_config))
         options = dict(baseline=args.baseline_options, sbce=args.sbce_options,
                        deeplab=args.deeplab_options)
+        if args.description is not None:  # each config on the data set: a child config
+            from mmseg_sbce.utils.runner_config import write_dataset_config
+            description = dict(args.description, data_root=data)
+            for name in ('baseline', 'sbce', 'deeplab'):
+                configs[name] = write_dataset_config(
+                    configs[name], description,
+                    osp.join(osp.abspath(args.work_dir), 'configs', f'{name}.py'),
+                    source=args.dataset)
         return cls(args.work_dir, data, configs, options, gt_dir=gt_dir,
                    gt_split=args.gt_split and osp.abspath(args.gt_split),
                    skip_deeplab=args.skip_deeplab)
@@ -198,6 +220,10 @@ class Pipeline:
 
     def class_name_options(self) -> list:
         """eval_pseudo's options naming the classes in its report: the SBCE config's."""
+        names = self.cfgs['sbce'].get('class_names', None)
+        if names is not None:
+            return ['--class-names', *names]
+        # names that come with the data (a generated set's meta.json): eval_pseudo reads them
         return ['--config', self.configs['sbce'], '--cfg-options', *self.data_options('sbce'),
                 *self.options['sbce']]
 

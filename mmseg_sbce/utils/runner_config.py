@@ -1,6 +1,7 @@
 # Copyright (c) mmseg-sbce contributors.
 """The config handling that ``tools/train.py`` and ``tools/test.py`` share (as mmseg's)."""
 import logging
+import os
 import os.path as osp
 from typing import Iterator, Optional, Sequence, Tuple
 
@@ -107,13 +108,18 @@ def _counts_foreground(head: dict) -> bool:
     return isinstance(head_cls, type) and issubclass(head_cls, SBCEHead)
 
 
-def _generic_dataset(ds: dict, classes: tuple) -> None:
-    """Make ``ds`` a generic data set when its type fixes other class names.
+def _generic_dataset(ds: dict, classes: tuple, training_images: bool) -> None:
+    """Make ``ds`` a generic data set when its type describes another data set.
 
     mmseg reads ``metainfo.classes`` that differ from a data set class's own ``METAINFO``
     as a subset selection (``VOCClsDataset`` refuses it, ``PascalVOCDataset`` maps labels);
     data described by other names is another data set, so it gets the generic type
     (``BaseWSSSDataset`` / ``BaseSegDataset``) with the specific type's defaults spelled out.
+    A WSSS type without built-in names (``DemoClsDataset``, whose names and label file are
+    the generator's) is another data set whenever names are given. Its default
+    ``label_file`` is kept on the data sets over the training images only (the data set
+    description's ``label_file`` replaces it there); validation and test data sets derive
+    their labels from the masks they are scored on.
     """
     import inspect
 
@@ -123,16 +129,21 @@ def _generic_dataset(ds: dict, classes: tuple) -> None:
     from mmseg_sbce.datasets.base_wsss import BaseWSSSDataset
     ds_type = ds.get('type')
     ds_cls = DATASETS.get(ds_type) if isinstance(ds_type, str) else ds_type
-    if not isinstance(ds_cls, type) or not issubclass(ds_cls, BaseSegDataset):
+    if not isinstance(ds_cls, type) or not issubclass(ds_cls, BaseSegDataset) or \
+            ds_cls in (BaseSegDataset, BaseWSSSDataset):
         return
     own = (getattr(ds_cls, 'METAINFO', None) or {}).get('classes')
-    if own is None or tuple(own) == classes:
-        return
+    if own is not None and tuple(own) == classes:
+        return  # its own names
+    if own is None and not issubclass(ds_cls, BaseWSSSDataset):
+        return  # an mmseg type without names of its own
     generic = BaseWSSSDataset if issubclass(ds_cls, BaseWSSSDataset) else BaseSegDataset
     accepted = inspect.signature(generic.__init__).parameters
     accepted = set(accepted) | set(inspect.signature(BaseSegDataset.__init__).parameters)
     for name, param in inspect.signature(ds_cls.__init__).parameters.items():
         if name in ds or param.default is inspect.Parameter.empty:
+            continue
+        if name == 'label_file' and not training_images:
             continue
         if name in accepted and param.default is not None:
             ds[name] = param.default
@@ -168,9 +179,9 @@ def apply_dataset(cfg: Config, cfg_options: Optional[dict] = None) -> None:
       ``infer_dataset``, the ``QUpdateHook``'s, ``pseudo_dataloader``);
     - ``class_names``: the C foreground class names; every data set gets
       ``metainfo.classes = ('background', *class_names)`` (its palette is kept when it
-      still has one colour per class; a data set type with other built-in names becomes
-      the generic ``BaseWSSSDataset`` / ``BaseSegDataset``). None leaves the data sets'
-      own names (the demo's come from its ``meta.json``);
+      still has one colour per class; a data set type with other built-in names, or
+      ``DemoClsDataset``, becomes the generic ``BaseWSSSDataset`` / ``BaseSegDataset``).
+      None leaves the data sets' own names (the demo's come from its ``meta.json``);
     - ``num_classes``: C, the foreground class count (``len(class_names)`` when names are
       given): the SBCE classifier's head gets C, every other decode / auxiliary head C + 1
       (background included). A ``num_classes`` option without ``class_names`` names the
@@ -216,6 +227,7 @@ def apply_dataset(cfg: Config, cfg_options: Optional[dict] = None) -> None:
         raise ValueError(f'num_classes must be a positive int (foreground classes, '
                          f'background excluded), got {num_classes!r}')
     data_root = cfg.get('data_root', None)
+    training = [id(ds) for ds in dataset_cfgs(cfg, training_images=True)]
     for ds in dataset_cfgs(cfg):
         if data_root is not None:
             ds['data_root'] = data_root
@@ -225,7 +237,7 @@ def apply_dataset(cfg: Config, cfg_options: Optional[dict] = None) -> None:
             if meta.get('palette') is not None and len(meta['palette']) != len(names) + 1:
                 del meta['palette']  # mmseg draws one for the new class count
             ds['metainfo'] = meta
-            _generic_dataset(ds, meta['classes'])
+            _generic_dataset(ds, meta['classes'], id(ds) in training)
     for key, ds_key in (('train_split', 'ann_file'), ('label_file', 'label_file')):
         if key in cfg:
             for ds in dataset_cfgs(cfg, training_images=True):
@@ -240,6 +252,91 @@ def apply_dataset(cfg: Config, cfg_options: Optional[dict] = None) -> None:
     explicit = {k: v for k, v in options.items() if k.split('.')[0] not in DATASET_KEYS}
     if explicit:
         cfg.merge_from_dict(explicit)
+
+
+# The description keys a segmentation network's config takes: it trains on pseudo-labels, not
+# on the data set's image-level labels or masks (see :func:`write_dataset_config`).
+SEGMENTATION_DATASET_KEYS = ('data_root', 'class_names', 'num_classes', 'train_split')
+
+
+def load_dataset_description(path: str) -> dict:
+    """The data set description of a data set file: its top-level :data:`DATASET_KEYS`.
+
+    A data set file is ``configs/_base_/datasets/my_dataset.py`` or a copy of it, filled in.
+    ``class_names``, ``train_split`` and ``label_file`` are required (``label_file = None``
+    derives the image-level labels from the masks in ``train_mask_dir``, then required);
+    ``data_root`` is optional (a tool's ``--data-root`` may give it); ``num_classes``, when
+    given, must count ``class_names``, and is set to their count.
+
+    Args:
+        path (str): The data set file.
+
+    Returns:
+        dict: The description, ``class_names`` as a tuple.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: A key is missing or not of its kind (the message names ``path``).
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'data set file not found: {path}')
+    cfg = Config.fromfile(path)
+    desc = {key: cfg[key] for key in DATASET_KEYS if key in cfg}
+    for key in ('class_names', 'train_split', 'label_file'):
+        if key not in desc:
+            raise ValueError(f'{path} sets no {key}: a data set file describes data_root, '
+                             'class_names, train_split, label_file and train_mask_dir '
+                             '(template: configs/_base_/datasets/my_dataset.py)')
+    names = _check_names(desc['class_names'], path)
+    if desc.get('num_classes', len(names)) != len(names):
+        raise ValueError(f'{path}: num_classes={desc["num_classes"]} but class_names lists '
+                         f'{len(names)} classes: {list(names)!r}')
+    desc.update(class_names=names, num_classes=len(names))
+    for key in ('data_root', 'train_split', 'train_mask_dir', 'label_file'):
+        value = desc.get(key, None)
+        optional = key != 'train_split'  # absent, or None for the label file
+        if not (isinstance(value, str) and value or value is None and optional):
+            raise ValueError(f'{path}: {key} must be a path (a non-empty string), got '
+                             f'{value!r}')
+    if desc['label_file'] is None and 'train_mask_dir' not in desc:
+        raise ValueError(f'{path}: label_file = None derives the image-level labels from the '
+                         'masks, so train_mask_dir must name their folder')
+    return desc
+
+
+def write_dataset_config(config: str, description: dict, out_file: str,
+                         source: Optional[str] = None) -> str:
+    """Write a config that is ``config`` on the data set ``description``.
+
+    The written config inherits ``config`` (``_base_``) and sets the description at the top
+    level, where :func:`apply_dataset` reads it: every data set and head of ``config``
+    follows. An image-level classifier's config (an ``SBCEHead``) takes every key; another
+    config (a segmentation network, trained on pseudo-labels) takes
+    :data:`SEGMENTATION_DATASET_KEYS` only, so the data set's masks and label file never
+    become its training labels.
+
+    Args:
+        config (str): The config to run on the data set.
+        description (dict): From :func:`load_dataset_description` (``data_root`` may be
+            replaced by the caller).
+        out_file (str): The config to write (its folder is created).
+        source (str, optional): Where the description comes from (named in a comment).
+
+    Returns:
+        str: ``out_file``.
+    """
+    cfg = Config.fromfile(config)
+    classifier = any(_counts_foreground(head) for head in _heads(cfg.get('model', None)))
+    keys = DATASET_KEYS if classifier else SEGMENTATION_DATASET_KEYS
+    lines = [f'# {osp.basename(config)} on the data set described below (from',
+             f'# {source or "a data set description"}); every data set and head of the',
+             '# config follows it (mmseg_sbce.utils.runner_config.apply_dataset).',
+             f'_base_ = [{osp.abspath(config)!r}]']
+    lines += [f'{key} = {description[key]!r}' for key in keys if key in description]
+    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
+    with open(out_file, 'w', encoding='utf-8') as f:
+        f.write('\n'.join(lines) + '\n')
+    return out_file
 
 
 def read_config(config: str, cfg_options: Optional[dict] = None) -> Config:
