@@ -1,7 +1,10 @@
-# Template: YOUR data set, for image-level classification training. Copy it and fill in the
-# description (docs/data.md, "Your own data set"): data_root, class_names (num_classes = their
-# count), train_split, label_file. tools/train.py, test.py and gen_pseudo.py copy it into every
-# data set and head of the config (mmseg_sbce.utils.runner_config.apply_dataset).
+# Template: YOUR data set. Copy it and fill in the description (docs/data.md, "Your own data
+# set"): data_root, class_names (num_classes = their count), train_split, label_file (None:
+# the labels from the masks in train_mask_dir). Then either run every stage on it:
+#   python tools/run_pipeline.py BASELINE_CONFIG SBCE_CONFIG DEEPLAB_CONFIG --dataset THIS_FILE
+# (it reads the description only), or make it the `_base_` dataset line of a classifier
+# recipe. tools/train.py, test.py and gen_pseudo.py copy the description into every data set
+# and head of a config (mmseg_sbce.utils.runner_config.apply_dataset).
 #
 # Layout (VOC-style, under data_root):
 #   JPEGImages/{id}.jpg
