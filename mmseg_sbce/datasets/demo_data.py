@@ -206,7 +206,9 @@ def load_demo_meta(data_root: str) -> Dict:
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'{path} not found: is {data_root!r} a demo data set written by '
-            'tools/gen_demo_data.py?')
+            'tools/gen_demo_data.py? A data set of your own needs its class names: a data '
+            'set file (run_pipeline.py --dataset) or class_names=[...] (docs/data.md, '
+            '"Your own data set")')
     with open(path) as f:
         meta = json.load(f)
     for key in ('classes', 'palette'):

@@ -207,3 +207,12 @@ def test_bad_dataset_file_is_a_one_line_error(user_folder, tmp_path, load_tool, 
     args = tool.parse_args([BASELINE, SBCE, DEEPLAB, '--dataset', str(bad), '--data-root',
                             user_folder])
     assert args.data_root == user_folder and args.description['class_names'] == ('cat', )
+
+
+def test_user_folder_without_a_description_says_how_to_describe_it(user_folder):
+    """The demo configs pointed at a user folder with --data-root only (no class names):
+    the demo data set class finds no meta.json and says what to give instead."""
+    from mmseg_sbce.datasets import DemoClsDataset
+    with pytest.raises(FileNotFoundError, match='meta.json not found.*--dataset.*'
+                       'Your own data set'):
+        DemoClsDataset(data_root=user_folder)
