@@ -9,11 +9,20 @@ marker in WORK_DIR/stages/ and is skipped when the demo is run again. The demo e
 summary table (WORK_DIR/summary.md, .json) and a picture (WORK_DIR/demo.png).
 
     python tools/run_demo.py [--work-dir work_dirs/demo] [--data-root data/sbce_demo]
-        [--sbce-config CONFIG] [--skip-deeplab]
+        [--sbce-config CONFIG] [--skip-deeplab] [--refine {irn,saliency} ...]
+        [--irn-config CONFIG] [--irn-options K=V ...] [--saliency-dir DIR]
+        [--saliency-options K=V ...]
 
 ``--sbce-config`` runs the same pipeline with a variant of ``configs/demo/sbce_demo.py``
 (for ablations, e.g. ``benchmarks/ablation_q_view.py``). The stages after the data are
 ``tools/run_pipeline.py``'s, run with the demo configs on the generated data set.
+
+``--refine irn saliency`` adds the IRN-refined and saliency-guided routes beside dCRF
+(``tools/run_pipeline.py``): IRN with the demo's IRN config (a ResNet-18 trained from
+scratch, a stand-in for IRN's frozen ImageNet ResNet-50), saliency with stand-in saliency
+maps the demo generator writes (``gen_demo_data.py --saliency-stand-in``: blurred, noisy
+ground-truth masks, not a detector) unless ``--saliency-dir`` is given. Without
+``--refine`` every command and output is as before.
 """
 import argparse
 import importlib.util
@@ -31,10 +40,12 @@ def _load_pipeline():
     return module
 
 
-Pipeline = _load_pipeline().Pipeline
+_pipeline = _load_pipeline()
+Pipeline = _pipeline.Pipeline
 BASELINE_CFG = 'configs/demo/bce_baseline_demo.py'
 SBCE_CFG = 'configs/demo/sbce_demo.py'
 DEEPLAB_CFG = 'configs/demo/deeplabv3plus_demo.py'
+IRN_CFG = 'configs/irn/irn_r18-scratch_1xb8-300_demo-96x96.py'
 
 
 def parse_args(argv=None):
@@ -47,7 +58,10 @@ def parse_args(argv=None):
                         help='SBCE classifier config (a variant of the demo\'s, for ablations)')
     parser.add_argument('--skip-deeplab', action='store_true',
                         help='stop after evaluating the pseudo-labels')
-    return parser.parse_args(argv)
+    _pipeline.add_refine_args(parser, irn_config=IRN_CFG)
+    args = parser.parse_args(argv)
+    _pipeline.check_refine_args(parser, args, stand_in=True)
+    return args
 
 
 class Demo(Pipeline):
@@ -58,14 +72,22 @@ class Demo(Pipeline):
     sweep = None  # eval_pseudo's default: the whole range 0.01-0.99 in steps of 0.01
 
     def __init__(self, args):
+        from mmseg_sbce.datasets.generated_common import SALIENCY_STAND_IN_DIR
         self.args = args
         data = args.data_root
+        configs = dict(baseline=BASELINE_CFG, sbce=args.sbce_config, deeplab=DEEPLAB_CFG)
+        options = {}
+        if 'irn' in args.refine:
+            configs['irn'], options['irn'] = args.irn_config, args.irn_options
+        # Without --saliency-dir: the stand-in maps the generator writes
+        # (stage 1_saliency_stand_in).
+        self.stand_in = 'saliency' in args.refine and args.saliency_dir is None
         super().__init__(
-            args.work_dir, data,
-            dict(baseline=BASELINE_CFG, sbce=args.sbce_config, deeplab=DEEPLAB_CFG),
+            args.work_dir, data, configs, options,
             gt_dir=osp.join(data, 'SegmentationClass'),
             gt_split=osp.join(data, 'ImageSets/Segmentation/train.txt'),
-            skip_deeplab=args.skip_deeplab, label='demo')
+            skip_deeplab=args.skip_deeplab, label='demo',
+            **_pipeline.refine_kwargs(args, osp.join(data, SALIENCY_STAND_IN_DIR)))
 
     def data_options(self, name: str) -> list:
         """The demo configs' data roots (their ``infer_dataset`` already names the demo
@@ -86,6 +108,12 @@ class Demo(Pipeline):
     def before_stages(self):
         self.stage('1_data', lambda: self.py(
             'tools/gen_demo_data.py', self.data, '--seed', self.args.seed, '--no-progress'))
+        if self.stand_in:
+            # The same data set again (the same bytes, as documented) plus the stand-in
+            # saliency maps; a stage of its own so that a finished demo gains it on resume.
+            self.stage('1_saliency_stand_in', lambda: self.py(
+                'tools/gen_demo_data.py', self.data, '--seed', self.args.seed,
+                '--no-progress', '--saliency-stand-in'))
 
 
 def main(argv=None):

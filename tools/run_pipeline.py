@@ -4,6 +4,10 @@
     BCE baseline -> initial Q (baseline CAMs + dCRF) -> SBCE phases
     -> tools/gen_pseudo.py (+dCRF) -> tools/eval_pseudo.py (when ground truth exists)
     -> stock-MMSeg DeepLab on the pseudo-labels -> summary and picture
+    [--refine irn: IRN boundary network trained on seeds from the final maps -> random walk
+     (tools/refine_irn.py) -> evaluation -> DeepLab on those labels]
+    [--refine saliency: the final maps relabelled with saliency maps (gen_pseudo
+     --from-maps, pseudo_cfg.saliency) -> evaluation -> DeepLab on those labels]
 
 Every stage is the command a user would run (printed before it runs); a finished stage leaves a
 marker in WORK_DIR/stages/ and is skipped when the pipeline is run again. Everything is written
@@ -13,6 +17,8 @@ under WORK_DIR: the data folder is only read. The class count comes from the SBC
     python tools/run_pipeline.py BASELINE_CONFIG SBCE_CONFIG DEEPLAB_CONFIG --data-root DIR
         [--work-dir work_dirs/pipeline] [--gt-dir DIR] [--gt-split FILE] [--skip-deeplab]
         [--baseline-options K=V ...] [--sbce-options K=V ...] [--deeplab-options K=V ...]
+        [--refine {irn,saliency} ...] [--irn-config CONFIG] [--irn-options K=V ...]
+        [--saliency-dir DIR] [--saliency-options K=V ...]
 
 Every data set a config describes (train/val/test dataloaders, ``infer_dataset``,
 ``pseudo_dataloader``, the Q hook's) is pointed at ``--data-root`` on the command line. The
@@ -20,6 +26,15 @@ pseudo-labels are scored against ``--gt-dir`` (default ``DATA_ROOT/SegmentationC
 ``--gt-split`` (default: the split the SBCE config exports, ``infer_dataset.ann_file``);
 without ground truth the evaluation and the summary table are skipped. The demo
 (``tools/run_demo.py``) is this pipeline on the generated demo data set.
+
+``--refine`` adds the paper's other second-stage routes beside dCRF, each from the final
+SBCE network's saved maps (``WORK_DIR/pseudo_sbce/probs``): ``irn`` trains the boundary
+network of ``--irn-config`` (seeds computed from those maps, docs/irn.md) and writes
+``WORK_DIR/pseudo_sbce_irn``; ``saliency`` relabels the maps with the user's saliency maps
+``--saliency-dir`` into ``WORK_DIR/pseudo_sbce_saliency`` (docs/pseudo_labels.md). Each
+route's labels are evaluated like the dCRF ones and train their own DeepLab
+(``WORK_DIR/deeplab_irn``, ``WORK_DIR/deeplab_saliency``); the summary gets one row per
+route.
 """
 import argparse
 import json
@@ -32,6 +47,55 @@ import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DATA_KEYS = ('train_dataloader.dataset', 'val_dataloader.dataset', 'test_dataloader.dataset')
+ROUTES = ('irn', 'saliency')  # the second-stage routes --refine adds beside dCRF
+
+
+def add_refine_args(parser: argparse.ArgumentParser, irn_config: str = None) -> None:
+    """The options of the ``--refine`` routes (shared with tools/run_demo.py)."""
+    group = parser.add_argument_group('second-stage routes beside dCRF (--refine)')
+    group.add_argument('--refine', nargs='+', choices=ROUTES, default=[],
+                       help='also produce IRN-refined and/or saliency-guided pseudo-labels '
+                       'from the final SBCE maps, each evaluated and with its own DeepLab')
+    group.add_argument('--irn-config', default=irn_config,
+                       help='IRN boundary-network config (configs/irn/); required for '
+                       '--refine irn' + (f' (default: {irn_config})' if irn_config else ''))
+    group.add_argument('--irn-options', nargs='+', default=[], metavar='KEY=VALUE',
+                       help='--cfg-options of the IRN training and refinement commands')
+    group.add_argument('--saliency-dir',
+                       help='saliency maps, one grey {img_id}.png per image; required for '
+                       '--refine saliency')
+    group.add_argument('--saliency-options', nargs='+', default=[], metavar='KEY=VALUE',
+                       help='--cfg-options of the saliency labelling only (e.g. '
+                       'pseudo_cfg.saliency.correct_with_probs=True)')
+
+
+def check_refine_args(parser: argparse.ArgumentParser, args, stand_in: bool = False) -> None:
+    """Refuse ``--refine`` without its inputs, before any stage runs.
+
+    Args:
+        stand_in (bool): ``--refine saliency`` without ``--saliency-dir`` is allowed (the
+            demo generates stand-in saliency maps).
+    """
+    if 'irn' in args.refine:
+        if not args.irn_config:
+            parser.error('--refine irn needs --irn-config (an IRN boundary-network config, '
+                         'e.g. configs/irn/irn_r50_1xb32-3e_voc12aug-512x512.py)')
+        if not osp.isfile(args.irn_config) and not osp.isfile(osp.join(REPO, args.irn_config)):
+            parser.error(f'--irn-config: no such file: {args.irn_config}')
+    if 'saliency' in args.refine:
+        if args.saliency_dir is None and not stand_in:
+            parser.error('--refine saliency needs --saliency-dir (a folder of grey saliency '
+                         'maps {img_id}.png, one per image)')
+        if args.saliency_dir is not None and not osp.isdir(args.saliency_dir):
+            parser.error(f'--saliency-dir: no such folder: {args.saliency_dir}')
+
+
+def refine_kwargs(args, saliency_dir: str = None) -> dict:
+    """:class:`Pipeline`'s route arguments from the command line (``saliency_dir``: the
+    default when ``--saliency-dir`` is not given)."""
+    given = args.saliency_dir and osp.abspath(args.saliency_dir)  # the tools run in REPO
+    return dict(refine=args.refine, saliency_dir=given or saliency_dir,
+                saliency_options=args.saliency_options)
 
 
 def parse_args(argv=None):
@@ -57,6 +121,7 @@ def parse_args(argv=None):
                         help='outputs of every stage')
     parser.add_argument('--skip-deeplab', action='store_true',
                         help='stop after evaluating the pseudo-labels')
+    add_refine_args(parser)
     args = parser.parse_args(argv)
     args.description = None
     if args.dataset:
@@ -70,6 +135,7 @@ def parse_args(argv=None):
         parser.error('--data-root is required (or a --dataset file that sets data_root)')
     if not osp.isdir(args.data_root):
         parser.error(f'--data-root: no such folder: {args.data_root}')
+    check_refine_args(parser, args)
     return args
 
 
@@ -98,6 +164,20 @@ def dataset_keys(cfg) -> list:
     return keys
 
 
+def seed_maps_key(cfg, path: str) -> str:
+    """The ``--cfg-options`` key of the saved-maps folder the IRN config's ``LoadIRNSeeds``
+    reads (its training seeds), e.g. ``train_dataloader.dataset.pipeline.1.maps_dir``."""
+    key, dataset = 'train_dataloader.dataset', (cfg.get('train_dataloader') or {}).get(
+        'dataset') or {}
+    while 'pipeline' not in dataset and isinstance(dataset.get('dataset'), dict):
+        key, dataset = key + '.dataset', dataset['dataset']  # RepeatDataset & co.
+    for i, transform in enumerate(dataset.get('pipeline') or []):
+        if transform.get('type') == 'LoadIRNSeeds':
+            return f'{key}.pipeline.{i}.maps_dir'
+    raise SystemExit(f'--irn-config {path}: its training pipeline has no LoadIRNSeeds '
+                     'transform, so the seeds cannot come from the SBCE maps (docs/irn.md)')
+
+
 class Pipeline:
     """Runs the stages, times them and collects their numbers.
 
@@ -113,6 +193,11 @@ class Pipeline:
             ``infer_dataset.ann_file`` under ``data_root``).
         skip_deeplab (bool): Stop after the pseudo-labels.
         label (str): Name in the stage messages and of the picture.
+        refine (Sequence[str]): Second-stage routes beside dCRF (:data:`ROUTES`): ``irn``
+            needs ``configs['irn']`` (its ``--cfg-options`` in ``options['irn']``),
+            ``saliency`` needs ``saliency_dir``.
+        saliency_dir (str, optional): The saliency maps of ``--refine saliency``.
+        saliency_options (list): ``--cfg-options`` of the saliency labelling only.
     """
     set_name = 'the training set'  # where the pseudo-labels are scored
     val_name = 'val'  # what DeepLab validates on
@@ -120,7 +205,17 @@ class Pipeline:
 
     def __init__(self, work_dir: str, data_root: str, configs: dict, options: dict = None,
                  gt_dir: str = None, gt_split: str = None, skip_deeplab: bool = False,
-                 label: str = 'pipeline'):
+                 label: str = 'pipeline', refine=(), saliency_dir: str = None,
+                 saliency_options=()):
+        self.refine = [r for r in ROUTES if r in refine]  # fixed order: irn, then saliency
+        if 'irn' in self.refine and not configs.get('irn'):
+            raise ValueError('refine "irn" needs configs["irn"], an IRN config')
+        if 'saliency' in self.refine and not saliency_dir:
+            raise ValueError('refine "saliency" needs saliency_dir')
+        if 'irn' not in self.refine:
+            configs = {k: v for k, v in configs.items() if k != 'irn'}
+        self.saliency_dir = saliency_dir
+        self.saliency_options = list(saliency_options)
         self.work = osp.abspath(work_dir)
         self.data = data_root
         self.configs = configs
@@ -133,6 +228,10 @@ class Pipeline:
         infer = self.cfgs['sbce'].get('infer_dataset') or \
             self.cfgs['sbce'].pseudo_dataloader.dataset
         self.gt_split = gt_split or osp.join(self.data, infer.ann_file)
+        # The split the SBCE export labels (its maps are what the routes start from).
+        self.export_split = infer.ann_file
+        if 'irn' in self.refine:
+            self.irn_maps_key = seed_maps_key(self.cfgs['irn'], configs['irn'])
         os.makedirs(osp.join(self.work, 'stages'), exist_ok=True)
         self.times = {}
         self.results = {}
@@ -151,6 +250,8 @@ class Pipeline:
                        deeplab=osp.abspath(args.deeplab_config))
         options = dict(baseline=args.baseline_options, sbce=args.sbce_options,
                        deeplab=args.deeplab_options)
+        if 'irn' in args.refine:
+            configs['irn'], options['irn'] = osp.abspath(args.irn_config), args.irn_options
         if args.description is not None:  # each config on the data set: a child config
             from mmseg_sbce.utils.runner_config import write_dataset_config
             description = dict(args.description, data_root=data)
@@ -161,7 +262,7 @@ class Pipeline:
                     source=args.dataset)
         return cls(args.work_dir, data, configs, options, gt_dir=gt_dir,
                    gt_split=args.gt_split and osp.abspath(args.gt_split),
-                   skip_deeplab=args.skip_deeplab)
+                   skip_deeplab=args.skip_deeplab, **refine_kwargs(args))
 
     def data_options(self, name: str) -> list:
         """``--cfg-options`` pointing every data set of config ``name`` at the data root
@@ -336,13 +437,74 @@ class Pipeline:
 
         # 7. stock MMSeg DeepLab on the final SBCE pseudo-labels, scored on val ground truth
         if not self.skip_deeplab:
-            pseudo = osp.join(w, 'pseudo_sbce')
-            self.stage('7_deeplab', lambda: self.py(
-                'tools/train.py', self.configs['deeplab'], '--work-dir',
-                osp.join(w, 'deeplab'), '--cfg-options', *self.data_options('deeplab'),
-                f'train_dataloader.dataset.data_prefix.seg_map_path={pseudo}',
-                *self.options['deeplab'], log=osp.join(w, 'deeplab.log')))
+            self.stage('7_deeplab', lambda: self.deeplab(osp.join(w, 'pseudo_sbce'),
+                                                         'deeplab'))
+        # 8, 9. the other second-stage routes from the same final maps (--refine)
+        if 'irn' in self.refine:
+            self.irn_route()
+        if 'saliency' in self.refine:
+            self.saliency_route(final_ckpt, sbce_data)
         self.summarise(phases)
+
+    def deeplab(self, pseudo, name):
+        """Stock MMSeg DeepLab trained on the labels in ``pseudo``, in ``WORK/{name}``."""
+        w = self.work
+        self.py('tools/train.py', self.configs['deeplab'], '--work-dir', osp.join(w, name),
+                '--cfg-options', *self.data_options('deeplab'),
+                f'train_dataloader.dataset.data_prefix.seg_map_path={pseudo}',
+                *self.options['deeplab'], log=osp.join(w, f'{name}.log'))
+
+    @property
+    def final_maps(self) -> str:
+        """The final SBCE network's saved maps, where every route starts."""
+        return osp.join(self.work, 'pseudo_sbce', 'probs')
+
+    def irn_route(self):
+        """IRN: the boundary network trained on seeds from the final maps (LoadIRNSeeds
+        computes them from ``probs/``), then its random walk over the same maps."""
+        w, irn_path = self.work, self.configs['irn']
+        irn_data = [f'{key}.data_root={self.data}' for key in dataset_keys(self.cfgs['irn'])]
+        maps = [f'{self.irn_maps_key}={self.final_maps}']
+        if 'maps_dir' in self.cfgs['irn']:  # the config's variable too, as the run used it
+            maps.append(f'maps_dir={self.final_maps}')
+        self.stage('8_irn_train', lambda: self.py(
+            'tools/train.py', irn_path, '--work-dir', osp.join(w, 'irn'), '--cfg-options',
+            *irn_data, *maps, *self.options['irn'], log=osp.join(w, 'irn.log')))
+        labels = osp.join(w, 'pseudo_sbce_irn')
+        self.stage('8_irn_refine', lambda: self.py(
+            'tools/refine_irn.py', irn_path, self.irn_checkpoint(), '--maps', self.final_maps,
+            '--out', labels, '--split', self.export_split, '--no-progress', '--cfg-options',
+            *irn_data, *self.options['irn']))
+        self.route_stages('8_irn', 'irn', labels)
+
+    def irn_checkpoint(self) -> str:
+        """The IRN training's last checkpoint (mmengine's ``last_checkpoint`` file)."""
+        pointer = osp.join(self.work, 'irn', 'last_checkpoint')
+        if not osp.isfile(pointer):
+            raise SystemExit(f'[{self.label}] {pointer} does not exist: the IRN training '
+                             'saved no checkpoint (see irn.log)')
+        with open(pointer) as f:
+            return f.read().strip()
+
+    def saliency_route(self, final_ckpt, sbce_data):
+        """Saliency: the final maps relabelled with the saliency maps as background cues
+        (``pseudo_cfg.saliency``), without running the network again."""
+        w = self.work
+        labels = osp.join(w, 'pseudo_sbce_saliency')
+        self.stage('9_saliency_labels', lambda: self.py(
+            'tools/gen_pseudo.py', self.configs['sbce'], final_ckpt, '--out', labels,
+            '--from-maps', self.final_maps, '--no-progress', '--cfg-options', *sbce_data,
+            f'pseudo_cfg.saliency.dir={self.saliency_dir}', *self.saliency_options))
+        self.route_stages('9_saliency', 'saliency', labels)
+
+    def route_stages(self, prefix, route, labels):
+        """A route's labels evaluated like the dCRF ones, and its own DeepLab."""
+        w = self.work
+        if self.gt_dir is not None:
+            self.stage(f'{prefix}_eval', lambda: self.eval_dir(
+                labels, osp.join(w, f'eval_{route}')))
+        if not self.skip_deeplab:
+            self.stage(f'{prefix}_deeplab', lambda: self.deeplab(labels, f'deeplab_{route}'))
 
     def before_stages(self):
         """Stages that come before the baseline (none: the data set exists)."""
@@ -389,6 +551,9 @@ class Pipeline:
         def pct(x):
             return '-' if x is None else f'{100 * x:.1f}'
 
+        def deeplab_text(x):  # mmseg logs the mIoU in percent
+            return '-' if x is None else f'{x:.1f}'
+
         lines = []
         if rows:
             lines += [f'Pseudo-label mIoU (%) on {self.set_name} (ground truth used only to '
@@ -404,21 +569,55 @@ class Pipeline:
         if deeplab is not None:
             lines += ['', f'DeepLab (stock MMSeg) trained on the final SBCE pseudo-labels: '
                       f'**{deeplab:.1f} mIoU** on {self.val_name} ground truth.']
+        routes = self.route_rows(phases) if self.refine else None
+        if routes:
+            lines += ['', 'Second-stage routes from the same final SBCE maps: pseudo-label '
+                      f'mIoU (%) on {self.set_name} ("unsure" pixels are 255 in the labels '
+                      f'and count as misses) and DeepLab mIoU (%) on {self.val_name}.', '',
+                      '| route | labels | pseudo-label mIoU | unsure | DeepLab mIoU |',
+                      '| --- | --- | --- | --- | --- |']
+            for r in routes:
+                lines.append(f"| {r['name']} | {r['labels']} | {pct(r['pseudo_miou'])} | "
+                             f"{pct(r['unsure'])} | "
+                             f"{deeplab_text(r['deeplab_miou'])} |")
         lines += ['', '| stage | seconds |', '| --- | --- |']
         lines += [f'| {k} | {v:.0f} |' for k, v in self.times.items()]
         lines.append(f'| total | {sum(self.times.values()):.0f} |')
         text = '\n'.join(lines)
         with open(osp.join(w, 'summary.md'), 'w') as f:
             f.write(text + '\n')
+        summary = dict(rows=rows, deeplab_miou=deeplab)
+        if routes is not None:  # only with --refine: the default summary stays as it was
+            summary['routes'] = routes
+        summary['seconds'] = self.times
         with open(osp.join(w, 'summary.json'), 'w') as f:
-            json.dump(dict(rows=rows, deeplab_miou=deeplab, seconds=self.times), f, indent=2)
+            json.dump(summary, f, indent=2)
         self.figure(phases)
         print('\n' + text)
         print(f'\n[{self.label}] summary: {osp.join(w, "summary.md")}'
               + (f', picture: {self.picture}' if osp.isfile(self.picture) else ''))
 
-    def _deeplab_miou(self):
-        log = osp.join(self.work, 'deeplab.log')
+    def route_rows(self, phases) -> list:
+        """One row per route (dCRF, then those of ``--refine``): the labels' mIoU and unsure
+        fraction (None without ground truth) and DeepLab's val mIoU (None when skipped)."""
+        rows = []
+        for route, name, labels, report in (
+                ('dcrf', 'SBCE + dCRF', 'pseudo_sbce', f'eval_sbce_p{phases}'),
+                ('irn', 'SBCE + IRN random walk', 'pseudo_sbce_irn', 'eval_irn'),
+                ('saliency', 'SBCE + saliency', 'pseudo_sbce_saliency', 'eval_saliency')):
+            if route != 'dcrf' and route not in self.refine:
+                continue
+            pred = dict(miou=None, unsure_fraction=None)
+            if self.gt_dir is not None:
+                pred = self.load_report(osp.join(self.work, report))['prediction']
+            rows.append(dict(
+                route=route, name=name, labels=labels, pseudo_miou=pred['miou'],
+                unsure=pred['unsure_fraction'], deeplab_miou=self._deeplab_miou(
+                    'deeplab' if route == 'dcrf' else f'deeplab_{route}')))
+        return rows
+
+    def _deeplab_miou(self, name='deeplab'):
+        log = osp.join(self.work, f'{name}.log')
         if not osp.isfile(log):
             return None
         value = None

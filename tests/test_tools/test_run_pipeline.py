@@ -2,48 +2,57 @@
 """tools/run_pipeline.py on a small data set it did not generate: every stage runs with the
 real tools, every output lands in the work dir, the data folder is only read, and the class
 count comes from the config (the pipeline itself never reads the demo generator's
-``meta.json``; only the demo configs' data set class does)."""
+``meta.json``; only the demo configs' data set class does). The ``--refine`` routes (IRN,
+saliency) run on top of the same finished pipeline, so the slow stages run once."""
 import json
 import os
 import os.path as osp
 import shutil
 
 import pytest
+from mmengine.config import Config
 
 from mmseg_sbce.datasets.demo_data import generate_demo_dataset
+from mmseg_sbce.datasets.generated_common import SALIENCY_STAND_IN_DIR, write_saliency_stand_in
+from run_pipeline_helpers import BASELINE, DEEPLAB, SBCE, SHORT
+from run_pipeline_helpers import snapshot as _snapshot
 
-BASELINE = 'configs/demo/bce_baseline_demo.py'
-SBCE = 'configs/demo/sbce_demo.py'
-DEEPLAB = 'configs/demo/deeplabv3plus_demo.py'
-LOADERS = ['train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
-           'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
-           'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False',
-           'train_dataloader.batch_size=2']
-SHORT = dict(
-    baseline=['train_cfg.max_iters=2', 'train_cfg.val_interval=2',
-              'default_hooks.checkpoint.interval=2', 'param_scheduler.0.end=2', *LOADERS],
-    sbce=['phase_schedule.phase_iters=2', 'phase_schedule.gamma=2', 'phase_schedule.theta=1',
-          'phase_schedule.num_phases=2', *LOADERS],
-    deeplab=['train_cfg.max_iters=2', 'train_cfg.val_interval=2',
-             'default_hooks.checkpoint.interval=2', 'param_scheduler.0.end=2', *LOADERS])
+IRN = 'configs/irn/irn_r18-scratch_1xb8-300_demo-96x96.py'
+IRN_SHORT = ['train_cfg.max_iters=2', 'default_hooks.checkpoint.interval=2',
+             'param_scheduler.0.end=2', 'train_dataloader.num_workers=0',
+             'train_dataloader.persistent_workers=False', 'train_dataloader.batch_size=2']
+ROUTE_STAGES = ['8_irn_deeplab', '8_irn_eval', '8_irn_refine', '8_irn_train',
+                '9_saliency_deeplab', '9_saliency_eval', '9_saliency_labels']
 
 
-def _snapshot(root: str) -> dict:
-    """Every file under ``root`` with its size and modification time."""
-    out = {}
-    for folder, _, files in os.walk(root):
-        for name in files:
-            path = osp.join(folder, name)
-            out[osp.relpath(path, root)] = (os.path.getsize(path), os.path.getmtime(path))
-    return out
+def _make_data(root: str) -> str:
+    """A VOC-style folder outside the repository, with stand-in saliency maps, made before
+    the pipeline runs."""
+    generate_demo_dataset(root, num_train=4, num_val=2, img_size=48, seed=0)
+    write_saliency_stand_in(root)
+    return root
 
 
 @pytest.fixture
 def user_data(tmp_path):
-    """A VOC-style folder outside the repository, made before the pipeline runs."""
-    root = str(tmp_path / 'my_data')
-    generate_demo_dataset(root, num_train=4, num_val=2, img_size=48, seed=0)
-    return root
+    return _make_data(str(tmp_path / 'my_data'))
+
+
+@pytest.fixture(scope='module')
+def finished_run(tmp_path_factory, load_tool):
+    """One pipeline run through every stage on a user data set (the tests below check it and
+    resume from it)."""
+    base = tmp_path_factory.mktemp('pipeline')
+    data = _make_data(str(base / 'my_data'))
+    before = _snapshot(data)
+    work = str(base / 'work')
+    load_tool('run_pipeline').main(_args(data, work))
+    return dict(data=data, work=work, before=before)
+
+
+def _stamps(work: str) -> dict:
+    folder = osp.join(work, 'stages')
+    return {n[:-5]: os.path.getmtime(osp.join(folder, n)) for n in os.listdir(folder)}
 
 
 # Without ground truth the classifiers are not validated during training either.
@@ -59,18 +68,17 @@ def _args(data, work, with_gt=True):
     return args
 
 
-def test_pipeline_on_a_user_data_set(user_data, tmp_path, load_tool):
+def test_pipeline_on_a_user_data_set(finished_run, load_tool):
     tool = load_tool('run_pipeline')
-    before = _snapshot(user_data)
-    work = str(tmp_path / 'work')
-    tool.main(_args(user_data, work))
-    assert _snapshot(user_data) == before  # the data folder is only read
+    user_data, work = finished_run['data'], finished_run['work']
+    assert _snapshot(user_data) == finished_run['before']  # the data folder is only read
 
     stages = sorted(n[:-5] for n in os.listdir(osp.join(work, 'stages')))
     assert stages == ['2_baseline', '3_initial_q', '4_sbce', '5_gen_pseudo', '6_eval_pseudo',
                       '7_deeplab']
     with open(osp.join(work, 'summary.json')) as f:
         summary = json.load(f)
+    assert list(summary) == ['rows', 'deeplab_miou', 'seconds']  # no routes without --refine
     assert [r['name'] for r in summary['rows']][1:] == \
         ['SBCE after phase 1 (adaptive t)', 'SBCE after phase 2 (adaptive t)']
     for row in summary['rows']:
@@ -87,11 +95,130 @@ def test_pipeline_on_a_user_data_set(user_data, tmp_path, load_tool):
     assert osp.isdir(osp.join(work, 'sbce', 'q', 'phase_2'))
 
     # run again: every stage is skipped by its marker, nothing recomputed
-    stamps = {n: os.path.getmtime(osp.join(work, 'stages', n))
-              for n in os.listdir(osp.join(work, 'stages'))}
+    stamps = _stamps(work)
     tool.main(_args(user_data, work))
-    assert stamps == {n: os.path.getmtime(osp.join(work, 'stages', n))
-                      for n in os.listdir(osp.join(work, 'stages'))}
+    assert stamps == _stamps(work)
+
+
+def test_refine_routes_beside_dcrf(finished_run, load_tool, capsys):
+    """--refine irn saliency on the finished run: the earlier stages are skipped, each route
+    writes its labels, evaluation and DeepLab, the summary gets a row per route, and a
+    second run skips every stage."""
+    tool = load_tool('run_pipeline')
+    data, work = finished_run['data'], finished_run['work']
+    saliency = osp.join(data, SALIENCY_STAND_IN_DIR)
+    args = [*_args(data, work), '--refine', 'irn', 'saliency', '--irn-config', IRN,
+            '--irn-options', *IRN_SHORT, '--saliency-dir', saliency]
+    before = _stamps(work)
+    capsys.readouterr()
+    tool.main(args)
+    out = capsys.readouterr().out
+    assert _snapshot(data) == finished_run['before']  # still only read
+    after = _stamps(work)
+    assert {k: v for k, v in after.items() if k in before} == before  # resumed, not redone
+    assert sorted(set(after) - set(before)) == ROUTE_STAGES
+    maps = osp.join(work, 'pseudo_sbce', 'probs')
+    assert f'--from-maps {maps}' in out and f'--maps {maps}' in out  # commands printed
+
+    with open(osp.join(data, 'ImageSets', 'Segmentation', 'train.txt')) as f:
+        ids = sorted(f.read().split())
+    manifests = {}
+    for route in ('irn', 'saliency'):
+        labels = osp.join(work, f'pseudo_sbce_{route}')
+        assert sorted(n[:-4] for n in os.listdir(labels) if n.endswith('.png')) == ids
+        with open(osp.join(labels, 'manifest.json')) as f:
+            manifests[route] = json.load(f)
+        assert manifests[route]['status'] == 'complete'
+        assert manifests[route]['counts']['written'] == len(ids)
+    # IRN: the boundary network trained on seeds from the final maps, then its walk over them
+    irn = manifests['irn']['identity']
+    assert irn['labeller']['type'] == 'IRNLabeller' and irn['maps_dir'] == maps
+    trained = Config.fromfile(osp.join(work, 'irn', osp.basename(IRN)))  # as it ran
+    assert trained.train_dataloader.dataset.pipeline[1].maps_dir == maps == trained.maps_dir
+    # saliency: the same maps relabelled with the user's saliency maps
+    assert manifests['saliency']['identity']['pseudo_cfg']['saliency']['dir'] == saliency
+    assert manifests['saliency']['identity']['maps_dir'] == maps
+
+    with open(osp.join(work, 'summary.json')) as f:
+        summary = json.load(f)
+    routes = {r['route']: r for r in summary['routes']}
+    assert list(routes) == ['dcrf', 'irn', 'saliency']
+    assert routes['dcrf']['pseudo_miou'] == summary['rows'][-1]['crf']
+    assert routes['dcrf']['deeplab_miou'] == summary['deeplab_miou']
+    for route in ('irn', 'saliency'):
+        with open(osp.join(work, f'eval_{route}.json')) as f:
+            report = json.load(f)
+        assert routes[route]['pseudo_miou'] == report['prediction']['miou']
+        assert 0.0 <= routes[route]['unsure'] <= 1.0
+        assert len(report['prediction']['iou']) == 7  # the config's classes + background
+        assert routes[route]['deeplab_miou'] is not None
+        assert osp.isfile(osp.join(work, f'deeplab_{route}', 'iter_2.pth'))
+    with open(osp.join(work, 'summary.md')) as f:
+        text = f.read()
+    assert '| SBCE + IRN random walk | pseudo_sbce_irn |' in text
+    assert '| SBCE + saliency | pseudo_sbce_saliency |' in text
+
+    # run again: every stage, the routes' too, is skipped by its marker
+    tool.main(args)
+    assert _stamps(work) == after
+
+
+@pytest.mark.parametrize('extra, message', [
+    (['--refine', 'irn'], '--refine irn needs --irn-config'),
+    (['--refine', 'irn', '--irn-config', 'configs/irn/missing.py'],
+     '--irn-config: no such file: configs/irn/missing.py'),
+    (['--refine', 'saliency'], '--refine saliency needs --saliency-dir'),
+    (['--refine', 'saliency', '--saliency-dir', 'MISSING'], '--saliency-dir: no such folder'),
+    (['--refine', 'irn', '--irn-config', DEEPLAB], 'has no LoadIRNSeeds'),
+])
+def test_refine_bad_input_before_any_stage(user_data, tmp_path, load_tool, capsys, extra,
+                                           message):
+    tool = load_tool('run_pipeline')
+    work = tmp_path / 'work'
+    extra = [str(tmp_path / e) if e == 'MISSING' else e for e in extra]
+    with pytest.raises(SystemExit) as exc:
+        tool.main([*_args(user_data, str(work)), *extra])
+    assert message in capsys.readouterr().err + str(exc.value.code)
+    assert not (work / 'stages').exists()  # no stage ran
+
+
+def test_demo_refine_stages(tmp_path, load_tool, monkeypatch):
+    """The demo's routes: the demo IRN config by default, the generator's stand-in saliency
+    maps as a stage of their own; without --refine its commands are the plain pipeline's
+    (the commands are recorded here, not run)."""
+    demo = load_tool('run_demo')
+
+    def commands(name, *argv):
+        cmds = []
+        monkeypatch.setattr(demo.Demo, 'sh', lambda self, *cmd, log=None: cmds.append(
+            ' '.join(str(c) for c in cmd[1:])))
+        monkeypatch.setattr(demo.Demo, 'load_report',
+                            lambda self, report: dict(sweep=dict(best_threshold=0.5)))
+        monkeypatch.setattr(demo.Demo, 'summarise', lambda self, phases: None)
+        monkeypatch.setattr(demo.Demo, 'irn_checkpoint', lambda self: 'IRN.pth')
+        demo.main(['--work-dir', str(tmp_path / name), '--data-root', 'DATA', *argv])
+        return cmds, sorted(n[:-5] for n in os.listdir(tmp_path / name / 'stages'))
+
+    plain, plain_stages = commands('plain')
+    assert plain_stages == ['1_data', '2_baseline', '3_initial_q', '4_sbce', '5_gen_pseudo',
+                            '6_eval_pseudo', '7_deeplab']
+    both, both_stages = commands('both', '--refine', 'saliency', 'irn')
+    assert sorted(set(both_stages) - set(plain_stages)) == ['1_saliency_stand_in',
+                                                            *ROUTE_STAGES]
+    work = tmp_path / 'both'
+    # The same pipeline commands (apart from the work dir), the stand-in after the data.
+    assert both[1] == plain[0] + ' --saliency-stand-in'
+    assert [c.replace(str(work), 'W') for c in both[:1] + both[2:len(plain) + 1]] == \
+        [c.replace(str(tmp_path / 'plain'), 'W') for c in plain]
+    routes = both[len(plain) + 1:]
+    assert [c.split()[0] for c in routes] == [
+        'tools/train.py', 'tools/refine_irn.py', 'tools/eval_pseudo.py', 'tools/train.py',
+        'tools/gen_pseudo.py', 'tools/eval_pseudo.py', 'tools/train.py']
+    assert routes[0].startswith(f'tools/train.py {demo.IRN_CFG} --work-dir {work}/irn')
+    assert f'pipeline.1.maps_dir={work}/pseudo_sbce/probs' in routes[0]
+    assert f'--out {work}/pseudo_sbce_irn' in routes[1]
+    assert routes[4].endswith(f'pseudo_cfg.saliency.dir=DATA/{SALIENCY_STAND_IN_DIR}')
+    assert f'--work-dir {work}/deeplab_saliency' in routes[6]
 
 
 def test_pipeline_without_ground_truth_skips_evaluation(user_data, tmp_path, load_tool, capsys):
