@@ -337,8 +337,8 @@ def parse_args(argv=None):
                         help='time each transform in-process over N samples')
     parser.add_argument('--gpu-rates', type=float, nargs='*', default=[1, 2, 5, 10, 20],
                         help='step rates (it/s) of the workers-needed table')
-    parser.add_argument('--work-dir', help='keep the generated data here (default: a '
-                        'temporary folder, removed at the end)')
+    parser.add_argument('--work-dir', help='a new folder that keeps the generated data '
+                        '(default: a temporary folder, removed at the end)')
     return parser.parse_args(argv)
 
 
@@ -359,6 +359,8 @@ def main(argv=None) -> None:
 def run(args, config: str, work: str) -> None:
     from mmengine.utils.dl_utils import set_multi_processing
     data_root = osp.join(work, 'data')
+    if osp.isdir(data_root) and os.listdir(data_root):
+        raise FileExistsError(f'{data_root} is not empty: give --work-dir a new folder')
     cfg = read_config(config, data_root, osp.join(work, 'work_dir'))
     ds_type = cfg.train_dataloader.dataset.type
     if ds_type not in LAYOUTS:
