@@ -9,7 +9,12 @@ network, ``--maps`` the ``probs/`` folder of ``tools/gen_pseudo.py --save-probs`
 ``{img_id}.npz`` per image). The walk's settings are the config's ``refine_cfg``
 (defaults: ``REFINE_CFG_DEFAULTS``). The images to label are the config's
 ``pseudo_dataloader.dataset`` or its training data set with a plain loading pipeline
-(``--split`` changes the ``ann_file``, as for gen_pseudo).
+(``--split`` changes the ``ann_file``, as for gen_pseudo). The config is read as
+``tools/train.py`` reads it (``mmseg_sbce.utils.runner_config.read_config``): its top-level
+data set description (``data_root``, ``class_names``, ``train_split``, ``label_file``,
+``train_mask_dir``; from the config, a child config or ``--cfg-options``) reaches the data set
+to label, so ``--cfg-options data_root=DIR class_names="[...]"`` labels another data set with
+its own classes.
 
 Output, manifest, resume, progress bar and worker pool are those of ``gen_pseudo``
 (``mmseg_sbce.apis.export_pseudo_labels`` with an ``IRNLabeller``): VOC-palette PNGs
@@ -44,7 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'image')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings of the config, e.g. refine_cfg.beta=8')
+                        help='override settings of the config, e.g. refine_cfg.beta=8 or '
+                        'the data set: data_root=DIR class_names="[a,b]"')
     return parser.parse_args(argv)
 
 
@@ -55,7 +61,6 @@ def main(argv=None) -> int:
         raise SystemExit(f'refine_irn: --maps {args.maps}: no such folder')
     import mmseg_sbce  # noqa: F401  (registers the plugin)
     import torch
-    from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmseg.registry import DATASETS, MODELS
 
@@ -63,10 +68,11 @@ def main(argv=None) -> int:
     from mmseg_sbce.apis.manifest import print_summary, tool_run_fields
     from mmseg_sbce.models.irn.labeller import IRNLabeller
     from mmseg_sbce.utils.checkpoint import load_model_checkpoint
+    from mmseg_sbce.utils.runner_config import read_config
 
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    # The config as tools/train.py read it for the training: the data set description
+    # (data_root, class_names, train_split, ...) reaches the data set to label.
+    cfg = read_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     refine_cfg = dict(cfg.get('refine_cfg', None) or {})
     model = MODELS.build(cfg.model)

@@ -14,27 +14,49 @@ marker in WORK_DIR/stages/ and is skipped when the pipeline is run again. Everyt
 under WORK_DIR: the data folder is only read. The class count comes from the SBCE config
 (``model.decode_head.num_classes``, plus background).
 
-    python tools/run_pipeline.py BASELINE_CONFIG SBCE_CONFIG DEEPLAB_CONFIG --data-root DIR
+    python tools/run_pipeline.py BASELINE_CONFIG SBCE_CONFIG DEEPLAB_CONFIG
+        {--data-root DIR | --dataset FILE [--data-root DIR]}
         [--work-dir work_dirs/pipeline] [--gt-dir DIR] [--gt-split FILE] [--skip-deeplab]
         [--baseline-options K=V ...] [--sbce-options K=V ...] [--deeplab-options K=V ...]
         [--refine {irn,saliency} ...] [--irn-config CONFIG] [--irn-options K=V ...]
         [--saliency-dir DIR] [--saliency-options K=V ...]
 
 Every data set a config describes (train/val/test dataloaders, ``infer_dataset``,
-``pseudo_dataloader``, the Q hook's) is pointed at ``--data-root`` on the command line. The
-pseudo-labels are scored against ``--gt-dir`` (default ``DATA_ROOT/SegmentationClass``) over
-``--gt-split`` (default: the split the SBCE config exports, ``infer_dataset.ann_file``);
-without ground truth the evaluation and the summary table are skipped. The demo
-(``tools/run_demo.py``) is this pipeline on the generated demo data set.
+``pseudo_dataloader``, the Q hook's) is pointed at ``--data-root`` on the command line: one
+``data_root=DIR`` option for a config with a top-level data set description, else data set
+by data set. The pseudo-labels are scored against ``--gt-dir`` (default
+``DATA_ROOT/SegmentationClass``) over ``--gt-split`` (default: the split the SBCE config
+exports, ``infer_dataset.ann_file``); without ground truth the evaluation and the summary
+table are skipped. The demo (``tools/run_demo.py``) is this pipeline on the generated demo
+data set.
+
+``--dataset FILE`` runs the configs on a data set of your own: ``FILE`` is a filled-in copy
+of ``configs/_base_/datasets/my_dataset.py`` (docs/data.md, "Your own data set"), of which
+only ``data_root``, ``class_names``, ``num_classes``, ``train_split``, ``label_file`` and
+``train_mask_dir`` are read; a file without ``class_names``, ``train_split`` or
+``label_file`` is refused before any stage. Each config (the ``--irn-config`` too, with
+``--refine irn``) runs as a child config ``WORK_DIR/configs/{baseline,sbce,deeplab,irn}.py``
+that inherits it and sets the description at the top level, so every data set and head
+follows (``mmseg_sbce.utils.runner_config.apply_dataset``). The classifiers and the IRN
+config, which train on image-level labels, take the whole description; the DeepLab config
+takes ``data_root``, ``class_names``, ``num_classes`` and ``train_split`` only (it trains on
+the pseudo-labels, never on the masks or label file). ``--data-root`` overrides the file's
+``data_root``; the evaluation reports name the classes by ``class_names``.
 
 ``--refine`` adds the paper's other second-stage routes beside dCRF, each from the final
 SBCE network's saved maps (``WORK_DIR/pseudo_sbce/probs``): ``irn`` trains the boundary
-network of ``--irn-config`` (seeds computed from those maps, docs/irn.md) and writes
-``WORK_DIR/pseudo_sbce_irn``; ``saliency`` relabels the maps with the user's saliency maps
-``--saliency-dir`` into ``WORK_DIR/pseudo_sbce_saliency`` (docs/pseudo_labels.md). Each
-route's labels are evaluated like the dCRF ones and train their own DeepLab
-(``WORK_DIR/deeplab_irn``, ``WORK_DIR/deeplab_saliency``); the summary gets one row per
-route.
+network of ``--irn-config`` (required; seeds computed from those maps by its
+``LoadIRNSeeds``, docs/irn.md) with ``tools/train.py`` in ``WORK_DIR/irn`` and refines the
+maps with ``tools/refine_irn.py`` into ``WORK_DIR/pseudo_sbce_irn`` (``--irn-options``: the
+``--cfg-options`` of both commands); ``saliency`` relabels the maps with the user's saliency
+maps ``--saliency-dir`` (required; one grey ``{img_id}.png`` per image) by ``gen_pseudo
+--from-maps`` with ``pseudo_cfg.saliency.dir`` into ``WORK_DIR/pseudo_sbce_saliency``
+(``--saliency-options``: further ``--cfg-options`` of that command only, e.g.
+``pseudo_cfg.saliency.correct_with_probs=True``; docs/pseudo_labels.md). A missing
+``--irn-config`` or ``--saliency-dir``, or an IRN config without ``LoadIRNSeeds``, is refused
+before any stage. Each route's labels are evaluated like the dCRF ones and train their own
+DeepLab (``WORK_DIR/deeplab_irn``, ``WORK_DIR/deeplab_saliency``); the summary gets one row
+per route (``summary.json`` key ``routes``).
 """
 import argparse
 import json
@@ -150,6 +172,15 @@ def read_config(path: str, options):
     return load_runner_config(osp.join(REPO, path), parsed.cfg_options)
 
 
+def data_root_options(cfg, data_root: str) -> list:
+    """``--cfg-options`` pointing every data set of ``cfg`` at ``data_root``: one
+    ``data_root=`` option when the config describes its data set at the top level (the tools
+    copy it into every data set), else one option per data set."""
+    if 'data_root' in cfg:
+        return [f'data_root={data_root}']
+    return [f'{key}.data_root={data_root}' for key in dataset_keys(cfg)]
+
+
 def dataset_keys(cfg) -> list:
     """Where ``cfg`` describes a data set, as ``--cfg-options`` key paths (for a config
     without a top-level ``data_root``)."""
@@ -255,7 +286,7 @@ class Pipeline:
         if args.description is not None:  # each config on the data set: a child config
             from mmseg_sbce.utils.runner_config import write_dataset_config
             description = dict(args.description, data_root=data)
-            for name in ('baseline', 'sbce', 'deeplab'):
+            for name in configs:  # the IRN config too (--refine irn)
                 configs[name] = write_dataset_config(
                     configs[name], description,
                     osp.join(osp.abspath(args.work_dir), 'configs', f'{name}.py'),
@@ -267,10 +298,8 @@ class Pipeline:
     def data_options(self, name: str) -> list:
         """``--cfg-options`` pointing every data set of config ``name`` at the data root
         (``sbce_train``: the SBCE training run's)."""
-        cfg = self.cfgs['sbce' if name == 'sbce_train' else name]
-        if 'data_root' in cfg:  # the data set description: one option reaches every data set
-            return [f'data_root={self.data}']
-        return [f'{key}.data_root={self.data}' for key in dataset_keys(cfg)]
+        return data_root_options(self.cfgs['sbce' if name == 'sbce_train' else name],
+                                 self.data)
 
     # ------------------------------------------------------------------ helpers
     def sh(self, *cmd, log=None):
@@ -463,7 +492,9 @@ class Pipeline:
         """IRN: the boundary network trained on seeds from the final maps (LoadIRNSeeds
         computes them from ``probs/``), then its random walk over the same maps."""
         w, irn_path = self.work, self.configs['irn']
-        irn_data = [f'{key}.data_root={self.data}' for key in dataset_keys(self.cfgs['irn'])]
+        # The IRN config's own data set description (tools/train.py and refine_irn.py both
+        # apply it); not self.data_options, which the demo narrows to its classifier configs.
+        irn_data = data_root_options(self.cfgs['irn'], self.data)
         maps = [f'{self.irn_maps_key}={self.final_maps}']
         if 'maps_dir' in self.cfgs['irn']:  # the config's variable too, as the run used it
             maps.append(f'maps_dir={self.final_maps}')

@@ -6,7 +6,17 @@
 _base_ = ['mmseg::_base_/default_runtime.py']
 custom_imports = dict(imports=['mmseg_sbce'], allow_failed_imports=False)
 
+# The data set, described once as in configs/_base_/datasets/demo_cls.py: tools/train.py and
+# tools/refine_irn.py copy the description into the data set below
+# (mmseg_sbce.utils.runner_config.apply_dataset), so a child config, `--cfg-options
+# data_root=... class_names="[...]"` or tools/run_pipeline.py --dataset switches it.
+dataset_type = 'DemoClsDataset'
 data_root = 'data/sbce_demo'
+# Class names: None reads them from the generator's meta.json (DemoClsDataset); the boundary
+# network has no class count of its own (refine_irn takes the data set's).
+class_names = None
+train_split = 'ImageSets/Segmentation/train.txt'  # the training images
+# (label_file: DemoClsDataset's default, the generator's cls_labels.json)
 # The saved maps of the final SBCE phase: {maps_dir}/{img_id}.npz.
 maps_dir = 'work_dirs/demo/pseudo_sbce/probs'
 crop_size = (96, 96)
@@ -41,8 +51,8 @@ train_dataloader = dict(
     num_workers=2,
     persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(type='DemoClsDataset', data_root=data_root,
-                 ann_file='ImageSets/Segmentation/train.txt', pipeline=train_pipeline))
+    dataset=dict(type=dataset_type, data_root=data_root, ann_file=train_split,
+                 pipeline=train_pipeline))
 # The network is only trained here; tools/refine_irn.py runs it on the images to label.
 val_dataloader = val_cfg = val_evaluator = None
 test_dataloader = test_cfg = test_evaluator = None

@@ -6,7 +6,19 @@
 _base_ = ['mmseg::_base_/default_runtime.py']
 custom_imports = dict(imports=['mmseg_sbce'], allow_failed_imports=False)
 
+# The data set, described once as in configs/_base_/datasets/voc12aug_cls.py: tools/train.py
+# and tools/refine_irn.py copy the description into the data set below
+# (mmseg_sbce.utils.runner_config.apply_dataset), so a child config, `--cfg-options
+# data_root=... class_names="[...]"` or tools/run_pipeline.py --dataset switches it.
+dataset_type = 'VOCClsDataset'
 data_root = 'data/VOCdevkit/VOC2012'
+class_names = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair',
+               'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant',
+               'sheep', 'sofa', 'train', 'tvmonitor')  # foreground, in mask-id order 1..20
+num_classes = len(class_names)
+train_split = 'ImageSets/Segmentation/trainaug.txt'  # the training images (mmseg's name)
+label_file = None  # image-level labels from the masks of the training images:
+train_mask_dir = 'SegmentationClassAug'
 pretrained = 'checkpoints/resnet50_imagenet.pth'  # bring your own (docs/irn.md)
 # The saved maps of the final SBCE phase (tools/gen_pseudo.py --save-probs): {maps_dir}/{id}.npz
 maps_dir = 'work_dirs/pseudo/sbce_voc/probs'
@@ -43,8 +55,13 @@ train_dataloader = dict(
     num_workers=8,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='VOCClsDataset', data_root=data_root,
-                 ann_file='ImageSets/Segmentation/trainaug.txt', pipeline=train_pipeline))
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file=train_split,
+        label_file=label_file,
+        data_prefix=dict(img_path='JPEGImages', seg_map_path=train_mask_dir),
+        pipeline=train_pipeline))
 val_dataloader = val_cfg = val_evaluator = None
 test_dataloader = test_cfg = test_evaluator = None
 

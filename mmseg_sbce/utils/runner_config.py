@@ -304,16 +304,31 @@ def load_dataset_description(path: str) -> dict:
     return desc
 
 
+def _trains_on_image_labels(cfg: Config) -> bool:
+    """Whether the training set of ``cfg`` is a WSSS data set (``BaseWSSSDataset``: images
+    with image-level labels), which needs the description's label file or mask folder."""
+    from mmseg.registry import DATASETS
+
+    from mmseg_sbce.datasets.base_wsss import BaseWSSSDataset
+    loader = cfg.get('train_dataloader', None)
+    for ds in _walk_dataset(loader.get('dataset') if isinstance(loader, dict) else None):
+        ds_type = ds.get('type')
+        ds_cls = DATASETS.get(ds_type) if isinstance(ds_type, str) else ds_type
+        if isinstance(ds_cls, type) and issubclass(ds_cls, BaseWSSSDataset):
+            return True
+    return False
+
+
 def write_dataset_config(config: str, description: dict, out_file: str,
                          source: Optional[str] = None) -> str:
     """Write a config that is ``config`` on the data set ``description``.
 
     The written config inherits ``config`` (``_base_``) and sets the description at the top
     level, where :func:`apply_dataset` reads it: every data set and head of ``config``
-    follows. An image-level classifier's config (an ``SBCEHead``) takes every key; another
-    config (a segmentation network, trained on pseudo-labels) takes
-    :data:`SEGMENTATION_DATASET_KEYS` only, so the data set's masks and label file never
-    become its training labels.
+    follows. A config that trains on a WSSS data set (image-level labels: an ``SBCEHead``
+    classifier, the IRN boundary network) takes every key; another config (a segmentation
+    network, trained on pseudo-labels) takes :data:`SEGMENTATION_DATASET_KEYS` only, so the
+    data set's masks and label file never become its training labels.
 
     Args:
         config (str): The config to run on the data set.
@@ -326,8 +341,9 @@ def write_dataset_config(config: str, description: dict, out_file: str,
         str: ``out_file``.
     """
     cfg = Config.fromfile(config)
-    classifier = any(_counts_foreground(head) for head in _heads(cfg.get('model', None)))
-    keys = DATASET_KEYS if classifier else SEGMENTATION_DATASET_KEYS
+    image_labels = any(_counts_foreground(head) for head in _heads(cfg.get('model', None))) \
+        or _trains_on_image_labels(cfg)
+    keys = DATASET_KEYS if image_labels else SEGMENTATION_DATASET_KEYS
     lines = [f'# {osp.basename(config)} on the data set described below (from',
              f'# {source or "a data set description"}); every data set and head of the',
              '# config follows it (mmseg_sbce.utils.runner_config.apply_dataset).',
@@ -342,8 +358,9 @@ def write_dataset_config(config: str, description: dict, out_file: str,
 def read_config(config: str, cfg_options: Optional[dict] = None) -> Config:
     """Read ``config`` and apply ``--cfg-options`` with every derived value re-derived.
 
-    What ``tools/train.py``, ``tools/test.py`` and ``tools/gen_pseudo.py`` share: options
-    of the phase layout re-derive the schedule (:func:`mmseg_sbce.engine.derive_phase_settings`),
+    What ``tools/train.py``, ``tools/test.py``, ``tools/gen_pseudo.py`` and
+    ``tools/refine_irn.py`` share: options of the phase layout re-derive the schedule
+    (:func:`mmseg_sbce.engine.derive_phase_settings`),
     the data set description re-derives every data set and head (:func:`apply_dataset`), and
     the other options are applied after both, so an explicit override of a derived key wins.
 

@@ -3,6 +3,7 @@
 import json
 import os
 import os.path as osp
+import shutil
 
 import numpy as np
 import pytest
@@ -132,3 +133,62 @@ def test_refine_irn_bad_input(setup, tmp_path, capsys):
     err = capsys.readouterr().err
     assert setup['ids'][0] in err and '.npz' in err
     assert _pngs(tmp_path / 'part') == sorted(setup['ids'][1:])
+
+
+NAMES = ('cat', 'kite', 'boat')
+
+
+def _user_folder(setup, dest, labels='label_file') -> str:
+    """The fixture's images in a user's folder: no generator ``meta.json`` (the demo data
+    set class cannot read it), and (``labels='masks'``) no label file either."""
+    root = str(dest)
+    shutil.copytree(setup['root'], root)
+    os.remove(osp.join(root, 'meta.json'))
+    if labels == 'masks':
+        os.remove(osp.join(root, 'cls_labels.json'))
+    return root
+
+
+def _check_user_run(setup, out, root):
+    """Every image of the user's folder labelled as the network and walk label it, the data
+    set labelled being the user's, under the user's class names."""
+    assert _pngs(out) == sorted(setup['ids'])
+    for img_id in setup['ids']:
+        np.testing.assert_array_equal(np.array(Image.open(out / f'{img_id}.png')),
+                                      _expected(setup, img_id))
+    dataset = json.load(open(out / 'manifest.json'))['identity']['dataset']
+    assert dataset['type'] == 'BaseWSSSDataset'
+    assert dataset['data_root'] == root
+    assert dataset['metainfo']['classes'] == ['background', *NAMES]
+
+
+def test_refine_irn_reads_the_data_set_description(setup, tmp_path, monkeypatch, capsys):
+    """The config is read as tools/train.py reads it: ``data_root`` and ``class_names``
+    given as options reach the data set to label (the config's own root, relative to the
+    working directory, does not exist there)."""
+    root = _user_folder(setup, tmp_path / 'pets')
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / 'out'
+    assert setup['tool'].main([
+        CONFIG, setup['ckpt'], '--maps', setup['maps'], '--out', str(out), '--no-progress',
+        '--workers', '0', '--cfg-options', f'data_root={root}',
+        f'class_names=[{",".join(NAMES)}]']) == 0
+    _check_user_run(setup, out, root)
+
+
+def test_refine_irn_on_a_dataset_child_config(setup, tmp_path, monkeypatch, capsys):
+    """The IRN config as run_pipeline.py --dataset writes it (a child config setting the
+    user's description): labels from the masks (``label_file = None``) reach the IRN data
+    set too, which would otherwise look for the demo's ``cls_labels.json``."""
+    from mmseg_sbce.utils.runner_config import write_dataset_config
+    root = _user_folder(setup, tmp_path / 'pets', labels='masks')
+    monkeypatch.chdir(tmp_path)
+    child = write_dataset_config(CONFIG, dict(
+        data_root=root, class_names=NAMES, num_classes=3,
+        train_split='ImageSets/Segmentation/train.txt', label_file=None,
+        train_mask_dir='SegmentationClass'), str(tmp_path / 'configs' / 'irn.py'))
+    out = tmp_path / 'out'
+    assert setup['tool'].main([child, setup['ckpt'], '--maps', setup['maps'], '--out',
+                               str(out), '--no-progress', '--workers', '0']) == 0
+    _check_user_run(setup, out, root)
+    assert json.load(open(out / 'manifest.json'))['identity']['dataset']['label_file'] is None

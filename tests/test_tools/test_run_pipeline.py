@@ -239,3 +239,69 @@ def test_bad_data_root_is_one_line(tmp_path, load_tool):
     tool = load_tool('run_pipeline')
     with pytest.raises(SystemExit):
         tool.main([BASELINE, SBCE, DEEPLAB, '--data-root', str(tmp_path / 'missing')])
+
+
+def test_irn_route_on_a_dataset_description(tmp_path, load_tool, monkeypatch):
+    """--dataset with --refine irn: the IRN config runs as a child config on the user's
+    description like the other three, so its training set and the set refine_irn labels are
+    the user's folder under the user's class names, with the labels from the masks
+    (``label_file = None``); the commands are recorded here, not run, and the data sets the
+    two IRN commands would build are built from their own arguments."""
+    from mmengine.registry import init_default_scope
+
+    from mmseg.registry import DATASETS
+    from mmseg_sbce.apis import pseudo_dataset_cfg
+    from mmseg_sbce.utils.runner_config import load_runner_config, read_config
+    names = ('cat', 'kite', 'boat')
+    root = str(tmp_path / 'pets')
+    generate_demo_dataset(root, num_train=4, num_val=2, img_size=32, num_classes=3, seed=0)
+    for name in ('meta.json', 'cls_labels.json'):  # a user's folder: images, splits, masks
+        os.remove(osp.join(root, name))
+    dataset_file = tmp_path / 'pets.py'
+    dataset_file.write_text(
+        f'data_root = {root!r}\nclass_names = {names!r}\nnum_classes = 3\n'
+        "train_split = 'ImageSets/Segmentation/train.txt'\nlabel_file = None\n"
+        "train_mask_dir = 'SegmentationClass'\n")
+    tool = load_tool('run_pipeline')
+    cmds = []
+    monkeypatch.setattr(tool.Pipeline, 'sh', lambda self, *cmd, log=None: cmds.append(
+        [str(c) for c in cmd[1:]]))
+    monkeypatch.setattr(tool.Pipeline, 'load_report',
+                        lambda self, report: dict(sweep=dict(best_threshold=0.5)))
+    monkeypatch.setattr(tool.Pipeline, 'summarise', lambda self, phases: None)
+    monkeypatch.setattr(tool.Pipeline, 'irn_checkpoint', lambda self: 'IRN.pth')
+    work = str(tmp_path / 'work')
+    tool.main([BASELINE, SBCE, DEEPLAB, '--dataset', str(dataset_file), '--work-dir', work,
+               '--skip-deeplab', '--refine', 'irn', '--irn-config', IRN])
+
+    child = osp.join(work, 'configs', 'irn.py')
+    with open(child) as f:
+        text = f.read()
+    assert f"class_names = {names!r}" in text and 'label_file = None' in text
+    irn = [c for c in cmds if c[1:2] == [child]]
+    assert [c[0] for c in irn] == ['tools/train.py', 'tools/refine_irn.py']
+    maps = osp.join(work, 'pseudo_sbce', 'probs')
+    train, refine = irn
+    assert train[train.index('--work-dir') + 1] == osp.join(work, 'irn')
+    assert f'data_root={root}' in train and f'maps_dir={maps}' in train
+    assert refine[refine.index('--maps') + 1] == maps
+    assert f'data_root={root}' in refine
+
+    init_default_scope('mmseg')
+    train_args = load_tool('train').parse_args(train[1:])
+    cfg = load_runner_config(train_args.config, train_args.cfg_options,
+                             work_dir=train_args.work_dir)
+    refine_args = load_tool('refine_irn').parse_args(refine[1:])
+    labelled = pseudo_dataset_cfg(read_config(refine_args.config, refine_args.cfg_options),
+                                  refine_args.split)
+    with open(osp.join(root, 'ImageSets', 'Segmentation', 'train.txt')) as f:
+        ids = f.read().split()
+    for ds_cfg in (cfg.train_dataloader.dataset, labelled):
+        assert ds_cfg['type'] == 'BaseWSSSDataset' and ds_cfg['label_file'] is None
+        assert ds_cfg['data_root'] == root
+        dataset = DATASETS.build(dict(ds_cfg, pipeline=[]))
+        assert dataset.metainfo['classes'] == ('background', *names)
+        got = {dataset.get_data_info(i)['img_id'] for i in range(len(dataset))}
+        assert got and got <= set(ids)  # training leaves out images without a class
+    assert cfg.train_dataloader.dataset.pipeline[1].maps_dir == maps
+    assert len(DATASETS.build(dict(labelled, pipeline=[]))) == len(ids)  # every image
