@@ -130,7 +130,7 @@ def parse_args(argv=None):
                         '(default: the --dataset file\'s data_root)')
     parser.add_argument('--dataset', metavar='FILE',
                         help='your data set\'s description (a copy of configs/_base_/'
-                        'datasets/my_dataset.py): the three configs run on it')
+                        'datasets/my_dataset.py): the configs (and --irn-config) run on it')
     parser.add_argument('--gt-dir', help='ground-truth masks of the exported split '
                         '(default: DATA_ROOT/SegmentationClass when it exists)')
     parser.add_argument('--gt-split', help='ids to score (default: the SBCE config\'s '
