@@ -5,6 +5,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor
 
@@ -17,6 +18,8 @@ from ..losses.target_fraction import target_fractions
 from ..labelling import map_threshold
 
 TRAIN_MODES = ('bce', 'sbce-classifier', 'sbce-threshold')
+#: What trains the threshold branch (``SBCEHead(threshold_loss=...)``).
+THRESHOLD_LOSSES = ('sbce', 'percentile')
 
 
 @MODELS.register_module()
@@ -89,6 +92,18 @@ class SBCEHead(BaseModule):
             Defaults to False (reference behaviour).
         threshold_reduction (str): Spatial-BCE reduction in ``'sbce-threshold'``.
             Defaults to ``'side_mean'`` (reference).
+        threshold_loss (str): what trains the threshold branch in ``'sbce-threshold'``.
+            ``'sbce'`` (default, the paper's Algorithm 1): Spatial-BCE with ``p`` detached,
+            ``threshold_reduction``. ``'percentile'``: the branch regresses the threshold
+            the classifier sub-phase uses, the percentile of the scaled logits at the
+            target fraction Q (smooth L1 on threshold logits, maps with a Q only; logged as
+            ``loss_thr``). Why: the side-mean objective has its minima at ``t -> 0`` and
+            ``t -> 1`` whenever the scaled probabilities of a map are not clearly bimodal
+            (both sides' uncertainties stay near 1 for any threshold inside a compressed
+            distribution, an empty side costs 0), which happens at a small logit scale and
+            on weakly separated classes; the branch then labels whole images or nothing
+            (docs/results.md, "The threshold branch"). The regression target is rank-based,
+            so it does not depend on the scale.
         touch_idle_params (bool): add the zero-weighted term described above.
         ignore_index (int): unknown label in the Q map. Defaults to 255.
         align_corners (bool): for resizing logits at inference. Defaults to False.
@@ -108,6 +123,7 @@ class SBCEHead(BaseModule):
                  train_mode: str = 'bce',
                  detach_thr_feats: bool = False,
                  threshold_reduction: str = 'side_mean',
+                 threshold_loss: str = 'sbce',
                  touch_idle_params: bool = True,
                  ignore_index: int = 255,
                  align_corners: bool = False,
@@ -133,6 +149,10 @@ class SBCEHead(BaseModule):
         self.in_index = in_index
         self.detach_thr_feats = detach_thr_feats
         self.threshold_reduction = threshold_reduction
+        if threshold_loss not in THRESHOLD_LOSSES:
+            raise ValueError(f'threshold_loss must be one of {THRESHOLD_LOSSES}, got '
+                             f'{threshold_loss!r}')
+        self.threshold_loss = threshold_loss
         self.touch_idle_params = touch_idle_params
         self.ignore_index = ignore_index
         self.align_corners = align_corners
@@ -274,8 +294,7 @@ class SBCEHead(BaseModule):
             for param in self.parameters():
                 if param.requires_grad:
                     touch = touch + param.sum() * 0.
-            main_key = (self.loss_bce.loss_name
-                        if self.train_mode == 'bce' else self.loss_sbce.loss_name)
+            main_key = self._main_loss_name()
             losses[main_key] = losses[main_key] + touch
         return losses
 
@@ -320,6 +339,14 @@ class SBCEHead(BaseModule):
                 weight = (~(positive & ~valid[:, None])).to(scaled.dtype)
                 loss_sbce = self.loss_sbce(scaled, labels, thr_logit, weight=weight)
                 used = with_q
+            elif self.threshold_loss == 'percentile':
+                thr_logit = thr_logits
+                target = percentile_threshold(scaled, fractions, mask=with_q, fill_value=0.,
+                                              valid_pixels=valid_pixels)
+                loss_sbce = _masked_mean(
+                    F.smooth_l1_loss(thr_logits, target.to(thr_logits), reduction='none'),
+                    with_q)
+                used = positive
             else:
                 thr_logit = thr_logits
                 loss_sbce = self.loss_sbce(
@@ -329,13 +356,22 @@ class SBCEHead(BaseModule):
                     reduction_override=self.threshold_reduction)
                 used = positive
             thr = thr_logit.sigmoid()
-            losses[self.loss_sbce.loss_name] = loss_sbce
+            losses[self._main_loss_name()] = loss_sbce
             losses[self.loss_kl.loss_name] = self.loss_kl(
                 scaled, labels, fractions, valid, valid_pixels=valid_pixels)
             losses['mean_thr'] = _masked_mean(thr.detach(), used)
             losses['frac_gap'] = self._frac_gap(scaled, fractions, with_q, valid_pixels)
         losses['mean_scale'] = self.logit_scale.detach().mean()
         return losses
+
+    def _main_loss_name(self) -> str:
+        """Key of the current mode's main loss: ``loss_bce``, ``loss_sbce``, or ``loss_thr``
+        when the threshold branch regresses the percentile."""
+        if self.train_mode == 'bce':
+            return self.loss_bce.loss_name
+        if self.train_mode == 'sbce-threshold' and self.threshold_loss == 'percentile':
+            return 'loss_thr'
+        return self.loss_sbce.loss_name
 
     @staticmethod
     def _frac_gap(logits: Tensor, fractions: Tensor, mask: Tensor,

@@ -392,3 +392,76 @@ def test_padded_crop_has_the_targets_of_the_unpadded_crop():
     head.set_train_mode('bce')
     torch.testing.assert_close(losses_for(big, padded)['frac_gap'],
                                losses_for(small, unpadded)['frac_gap'])
+
+
+def test_percentile_threshold_loss_by_hand():
+    """threshold_loss='percentile': one positive 1x4 map with a Q (scale 10, fraction 1/2:
+    target logit 5, the 3rd largest scaled logit), one positive map without a Q (no term):
+    smooth L1 between the branch's logit 4 and 5 is 0.5 (|d| <= 1: d^2 / 2); logged as
+    loss_thr, and only the branch (and the backbone through it) gets its gradient."""
+    head = make_head(threshold_loss='percentile')
+    x = torch.tensor([-1., 0.5, 1., 2.], dtype=torch.float64).view(1, 1, 1, 4)
+    cls_logits = torch.cat([x, -x, x], dim=1).repeat(2, 1, 1, 1)
+    labels = torch.tensor([[1., 0., 0.], [1., 0., 0.]], dtype=torch.float64)
+    fractions = torch.tensor([[0.5, 0., 0.], [0., 0., 0.]], dtype=torch.float64)
+    valid = torch.tensor([True, False])
+    thr_logits = torch.tensor([[4., 0., 0.], [-9., 0., 0.]], dtype=torch.float64,
+                              requires_grad=True)
+    head.set_train_mode('sbce-threshold')
+    losses = head.loss_by_feat((cls_logits, thr_logits), labels, fractions, valid)
+    assert 'loss_sbce' not in losses and {'loss_thr', 'loss_kl'} <= set(losses)
+    assert losses['loss_thr'].item() == pytest.approx(0.5)
+    losses['loss_thr'].backward()
+    torch.testing.assert_close(thr_logits.grad, torch.tensor(
+        [[-1., 0., 0.], [0., 0., 0.]], dtype=torch.float64))  # d(0.5 (t - 5)^2)/dt = -1
+    # Far from the target: the linear part of smooth L1 (|d| - 1/2).
+    far = thr_logits.detach().clone()
+    far[0, 0] = -3.
+    losses = head.loss_by_feat((cls_logits, far), labels, fractions, valid)
+    assert losses['loss_thr'].item() == pytest.approx(7.5)
+
+
+def test_percentile_threshold_gradient_flow():
+    head = make_head(threshold_loss='percentile',
+                     loss_kl=dict(type='ProportionKLLoss', loss_weight=0.0))
+    losses, g = grads(head, feats(), 'sbce-threshold')
+    assert set(losses) == {'loss_thr', 'loss_kl', 'mean_thr', 'frac_gap', 'mean_scale'}
+    assert nonzero(g['conv_thr.weight']) and nonzero(g['backbone'])
+    for name in ('conv_cls.weight', 'bottleneck.weight', 'T'):
+        assert is_zero(g[name]), name
+    # The classifier sub-phase is the paper's either way.
+    losses, _ = grads(make_head(threshold_loss='percentile'), feats(), 'sbce-classifier')
+    assert 'loss_sbce' in losses and 'loss_thr' not in losses
+    with pytest.raises(ValueError, match='threshold_loss'):
+        make_head(threshold_loss='side_mean')
+
+
+@pytest.mark.parametrize('threshold_loss', ['sbce', 'percentile'])
+def test_threshold_branch_on_a_weakly_separated_map(threshold_loss):
+    """The branch alone (a free threshold logit) trained on one fixed map whose scaled
+    probabilities are compressed (90 % of pixels around 0.47, 10 % around 0.57: a small
+    logit scale, weakly separated classes), with Q = 10 %. The paper's side-mean objective
+    drives t to an edge of the distribution (everything on one side: an empty side costs
+    0), labelling the whole map or none of it; the percentile regression lands where Q's
+    fraction of the pixels lies above t."""
+    torch.manual_seed(0)
+    probs = torch.cat([0.47 + 0.02 * torch.randn(90), 0.57 + 0.02 * torch.randn(10)])
+    scaled = torch.logit(probs).view(1, 1, 10, 10).repeat(1, C, 1, 1)
+    head = make_head(threshold_loss=threshold_loss)
+    with torch.no_grad():
+        head.T.zero_()  # scale 1: the scaled logits are the ones above
+    labels = torch.tensor([[1., 0., 0.]])
+    fractions = torch.tensor([[0.1, 0., 0.]])
+    thr = torch.zeros(1, C, requires_grad=True)  # t = 0.5, inside the distribution
+    opt = torch.optim.Adam([thr], lr=0.05)
+    head.set_train_mode('sbce-threshold')
+    for _ in range(300):
+        opt.zero_grad()
+        losses = head.loss_by_feat((scaled, thr), labels, fractions, torch.tensor([True]))
+        losses['loss_thr' if threshold_loss == 'percentile' else 'loss_sbce'].backward()
+        opt.step()
+    above = (probs > torch.sigmoid(thr[0, 0].detach())).float().mean().item()
+    if threshold_loss == 'sbce':
+        assert above in (0.0, 1.0)
+    else:
+        assert above == pytest.approx(0.1, abs=0.011)
