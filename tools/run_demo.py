@@ -60,7 +60,7 @@ def parse_args(argv=None):
                         help='stop after evaluating the pseudo-labels')
     _pipeline.add_refine_args(parser, irn_config=IRN_CFG)
     args = parser.parse_args(argv)
-    _pipeline.check_refine_args(parser, args, stand_in=True)
+    _pipeline.check_refine_args(parser, args, stand_in=True, config_dir=REPO)
     return args
 
 

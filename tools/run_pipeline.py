@@ -91,19 +91,26 @@ def add_refine_args(parser: argparse.ArgumentParser, irn_config: str = None) -> 
                        'pseudo_cfg.saliency.correct_with_probs=True)')
 
 
-def check_refine_args(parser: argparse.ArgumentParser, args, stand_in: bool = False) -> None:
+def check_refine_args(parser: argparse.ArgumentParser, args, stand_in: bool = False,
+                      config_dir: str = None) -> None:
     """Refuse ``--refine`` without its inputs, before any stage runs.
 
     Args:
         stand_in (bool): ``--refine saliency`` without ``--saliency-dir`` is allowed (the
             demo generates stand-in saliency maps).
+        config_dir (str, optional): The folder a relative ``--irn-config`` is read from, as
+            the tool reads it. None: the current directory, like the other config arguments
+            of this tool (:meth:`Pipeline.from_args`); tools/run_demo.py reads its configs
+            from the repository.
     """
     if 'irn' in args.refine:
         if not args.irn_config:
             parser.error('--refine irn needs --irn-config (an IRN boundary-network config, '
                          'e.g. configs/irn/irn_r50_1xb32-3e_voc12aug-512x512.py)')
-        if not osp.isfile(args.irn_config) and not osp.isfile(osp.join(REPO, args.irn_config)):
-            parser.error(f'--irn-config: no such file: {args.irn_config}')
+        if not osp.isfile(osp.join(config_dir or os.getcwd(), args.irn_config)):
+            where = '' if osp.isabs(args.irn_config) else \
+                f' (relative paths are read from {config_dir or "the current directory"})'
+            parser.error(f'--irn-config: no such file: {args.irn_config}{where}')
     if 'saliency' in args.refine:
         if args.saliency_dir is None and not stand_in:
             parser.error('--refine saliency needs --saliency-dir (a folder of grey saliency '

@@ -305,3 +305,39 @@ def test_irn_route_on_a_dataset_description(tmp_path, load_tool, monkeypatch):
         assert got and got <= set(ids)  # training leaves out images without a class
     assert cfg.train_dataloader.dataset.pipeline[1].maps_dir == maps
     assert len(DATASETS.build(dict(labelled, pipeline=[]))) == len(ids)  # every image
+
+
+def test_irn_config_is_read_from_the_current_directory(tmp_path, load_tool, monkeypatch,
+                                                       capsys):
+    """A relative ``--irn-config`` is read from the current directory, as the three other
+    config arguments are: run from another directory, a path relative to the repository is
+    refused before any stage (it passed the check, then the config could not be read), and a
+    path relative to that directory reaches the IRN commands (recorded here, not run)."""
+    from run_pipeline_helpers import REPO
+    data = str(tmp_path / 'data')
+    generate_demo_dataset(data, num_train=4, num_val=2, img_size=32, seed=0)
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    tool = load_tool('run_pipeline')
+    cmds = []
+    monkeypatch.setattr(tool.Pipeline, 'sh', lambda self, *cmd, log=None: cmds.append(
+        [str(c) for c in cmd[1:]]))
+    monkeypatch.setattr(tool.Pipeline, 'load_report',
+                        lambda self, report: dict(sweep=dict(best_threshold=0.5)))
+    monkeypatch.setattr(tool.Pipeline, 'summarise', lambda self, phases: None)
+    monkeypatch.setattr(tool.Pipeline, 'irn_checkpoint', lambda self: 'IRN.pth')
+    configs = [osp.join(REPO, c) for c in (BASELINE, SBCE, DEEPLAB)]
+    argv = [*configs, '--data-root', data, '--work-dir', 'work', '--skip-deeplab',
+            '--refine', 'irn', '--irn-config']
+
+    with pytest.raises(SystemExit) as exc:
+        tool.main([*argv, IRN])  # relative to the repository, not to the current directory
+    assert f'--irn-config: no such file: {IRN} (relative paths are read from the current ' \
+        'directory)' in capsys.readouterr().err
+    assert exc.value.code == 2 and not cmds and not (elsewhere / 'work').exists()
+
+    tool.main([*argv, osp.relpath(osp.join(REPO, IRN))])
+    irn = [c for c in cmds if c[:2] == ['tools/train.py', osp.join(REPO, IRN)]]
+    assert len(irn) == 1
+    assert irn[0][irn[0].index('--work-dir') + 1] == str(elsewhere / 'work' / 'irn')
