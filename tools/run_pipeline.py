@@ -172,11 +172,15 @@ def read_config(path: str, options):
     """``path`` as tools/train.py reads it with ``--cfg-options *options`` (phase layout
     options re-derive every phase boundary)."""
     from mmengine.config import DictAction
+    from mmseg_sbce.utils.errors import USER_ERRORS
     from mmseg_sbce.utils.runner_config import load_runner_config
     parser = argparse.ArgumentParser()
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     parsed = parser.parse_args(['--cfg-options', *options] if options else [])
-    return load_runner_config(osp.join(REPO, path), parsed.cfg_options)
+    try:
+        return load_runner_config(osp.join(REPO, path), parsed.cfg_options)
+    except USER_ERRORS as exc:  # e.g. bad class_names: one line, before any stage
+        raise SystemExit(f'run_pipeline: error: {exc}') from None
 
 
 def data_root_options(cfg, data_root: str) -> list:

@@ -7,6 +7,8 @@ from typing import Iterator, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
+from .errors import InputError
+
 # The Q store's folder inside a run's work dir (configs: ``q_dir = work_dir + '/q'``).
 Q_SUBDIR = 'q'
 
@@ -150,23 +152,38 @@ def _generic_dataset(ds: dict, classes: tuple, training_images: bool) -> None:
     if 'split' in ds:  # COCOClsDataset: the split only fills in the paths
         missing = [k for k in ('ann_file', 'data_prefix') if ds.get(k) is None]
         if missing:
-            raise ValueError(f'{ds_type} with class_names {classes[1:]}: give its '
+            raise InputError(f'{ds_type} with class_names {classes[1:]}: give its '
                              f'{" and ".join(missing)} explicitly (no split default)')
         del ds['split']
     ds['type'] = generic.__name__
 
 
 def _check_names(names, where: str) -> tuple:
+    """``names`` as a tuple of distinct foreground class names, else :class:`InputError`
+    naming ``where`` (the file or option that gave them) and the value."""
     if isinstance(names, str) or not isinstance(names, Sequence) or not names or not all(
             isinstance(n, str) and n for n in names):
-        raise ValueError(f'{where}: class_names must be a non-empty list of the foreground '
+        raise InputError(f'{where}: class_names must be a non-empty list of the foreground '
                          f'class names (background excluded), got {names!r}')
     if len(set(names)) != len(names):
-        raise ValueError(f'{where}: class_names repeats a name: {list(names)!r}')
+        raise InputError(f'{where}: class_names repeats a name: {list(names)!r}')
     if names[0] == 'background':
-        raise ValueError(f'{where}: class_names lists the foreground classes only; '
-                         "'background' (class 0) is added by the configs")
+        raise InputError(f'{where}: class_names lists the foreground classes only; '
+                         f"'background' (class 0) is added by the configs, got {list(names)!r}")
     return tuple(names)
+
+
+def _check_num_classes(num_classes, where: str) -> None:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise InputError(f'{where}: num_classes must be a positive int (foreground classes, '
+                         f'background excluded), got {num_classes!r}')
+
+
+def _given_by(cfg: Config, options: dict, key: str) -> str:
+    """Where ``key`` of ``cfg`` comes from, for a message: the option or the config file."""
+    if key in options:
+        return f'--cfg-options {key}'
+    return cfg.filename or 'the config'
 
 
 def apply_dataset(cfg: Config, cfg_options: Optional[dict] = None) -> None:
@@ -204,28 +221,30 @@ def apply_dataset(cfg: Config, cfg_options: Optional[dict] = None) -> None:
         cfg_options (dict, optional): The ``--cfg-options``.
 
     Raises:
-        ValueError: ``class_names`` is not a list of distinct foreground names, or
-            disagrees with an explicit ``num_classes``.
+        InputError: ``class_names`` is not a list of distinct foreground names, or
+            disagrees with an explicit ``num_classes``, or ``num_classes`` is not a positive
+            int (the message names the option or the config file, and the value).
     """
     options = cfg_options or {}
     names = cfg.get('class_names', None)
     num_classes = cfg.get('num_classes', None)
-    if 'num_classes' in options and 'class_names' not in options and names is not None:
-        if len(names) != options['num_classes']:
-            names = tuple(f'class_{i}' for i in range(1, options['num_classes'] + 1))
+    if 'num_classes' in options:
+        _check_num_classes(num_classes, '--cfg-options num_classes')
+        if 'class_names' not in options and names is not None and (
+                not isinstance(names, Sequence) or len(names) != num_classes):
+            names = tuple(f'class_{i}' for i in range(1, num_classes + 1))
     if names is not None:
-        names = _check_names(names, 'class_names')
+        names = _check_names(names, _given_by(cfg, options, 'class_names'))
         if 'num_classes' in options and 'class_names' in options and \
-                options['num_classes'] != len(names):
-            raise ValueError(f'num_classes={options["num_classes"]} but class_names lists '
+                num_classes != len(names):
+            raise InputError(f'--cfg-options: num_classes={num_classes} but class_names lists '
                              f'{len(names)} classes: {list(names)!r}')
         cfg.class_names = names
         num_classes = cfg.num_classes = len(names)
     elif 'num_classes' in options:
-        names = tuple(f'class_{i}' for i in range(1, int(num_classes) + 1))
-    if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
-        raise ValueError(f'num_classes must be a positive int (foreground classes, '
-                         f'background excluded), got {num_classes!r}')
+        names = tuple(f'class_{i}' for i in range(1, num_classes + 1))
+    if num_classes is not None:
+        _check_num_classes(num_classes, _given_by(cfg, options, 'num_classes'))
     data_root = cfg.get('data_root', None)
     training = [id(ds) for ds in dataset_cfgs(cfg, training_images=True)]
     for ds in dataset_cfgs(cfg):
@@ -276,7 +295,7 @@ def load_dataset_description(path: str) -> dict:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: A key is missing or not of its kind (the message names ``path``).
+        InputError: A key is missing or not of its kind (the message names ``path``).
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'data set file not found: {path}')
@@ -284,22 +303,22 @@ def load_dataset_description(path: str) -> dict:
     desc = {key: cfg[key] for key in DATASET_KEYS if key in cfg}
     for key in ('class_names', 'train_split', 'label_file'):
         if key not in desc:
-            raise ValueError(f'{path} sets no {key}: a data set file describes data_root, '
+            raise InputError(f'{path} sets no {key}: a data set file describes data_root, '
                              'class_names, train_split, label_file and train_mask_dir '
                              '(template: configs/_base_/datasets/my_dataset.py)')
     names = _check_names(desc['class_names'], path)
     if desc.get('num_classes', len(names)) != len(names):
-        raise ValueError(f'{path}: num_classes={desc["num_classes"]} but class_names lists '
+        raise InputError(f'{path}: num_classes={desc["num_classes"]!r} but class_names lists '
                          f'{len(names)} classes: {list(names)!r}')
     desc.update(class_names=names, num_classes=len(names))
     for key in ('data_root', 'train_split', 'train_mask_dir', 'label_file'):
         value = desc.get(key, None)
         optional = key != 'train_split'  # absent, or None for the label file
         if not (isinstance(value, str) and value or value is None and optional):
-            raise ValueError(f'{path}: {key} must be a path (a non-empty string), got '
+            raise InputError(f'{path}: {key} must be a path (a non-empty string), got '
                              f'{value!r}')
     if desc['label_file'] is None and 'train_mask_dir' not in desc:
-        raise ValueError(f'{path}: label_file = None derives the image-level labels from the '
+        raise InputError(f'{path}: label_file = None derives the image-level labels from the '
                          'masks, so train_mask_dir must name their folder')
     return desc
 

@@ -262,3 +262,55 @@ def test_grayscale_and_palette_images_are_read_as_rgb(tools, data_root, ckpt, tm
         maps[name] = load_maps_npz(str(out / 'probs' / f'{ids[1]}.npz'))[0]
         assert np.array(Image.open(out / f'{ids[0]}.png')).shape == rgb.shape[:2]
     np.testing.assert_array_equal(maps['palette'], maps['rgb'])
+
+
+# ----------------------------------------------------------- bad class_names / num_classes
+IRN_CFG = osp.join(ROOT, 'configs', 'irn', 'irn_r18-scratch_1xb8-300_demo-96x96.py')
+BAD_DESCRIPTIONS = {  # --cfg-options, what the one-line error says
+    'not-a-list': (['class_names=cat'], ('class_names must be a non-empty list',
+                                         "got 'cat'")),
+    'repeated': (['class_names=[a,a]'], ("class_names repeats a name: ['a', 'a']", )),
+    'background': (['class_names=[background,a]'], ("'background' (class 0)",
+                                                    "['background', 'a']")),
+    'count': (['class_names=[a,b]', 'num_classes=3'],
+              ("num_classes=3 but class_names lists 2 classes: ['a', 'b']", )),
+    'zero-classes': (['num_classes=0'], ('num_classes must be a positive int', 'got 0')),
+    'text-count': (['num_classes=two'], ('num_classes must be a positive int',
+                                         "got 'two'")),
+}
+
+
+@pytest.mark.parametrize('options, needles', BAD_DESCRIPTIONS.values(),
+                         ids=BAD_DESCRIPTIONS.keys())
+def test_bad_class_names_option_is_one_line(load_tool, data_root, ckpt, tmp_path, options,
+                                            needles):
+    """Every tool that reads configs: a bad data set description in ``--cfg-options`` is one
+    line naming the option and the value, before any work (it was a ValueError traceback
+    from deep inside the config reading)."""
+    work, out = str(tmp_path / 'w'), str(tmp_path / 'out')
+    runs = dict(
+        train=[SBCE_CFG, '--work-dir', work, '--cfg-options', *options],
+        gen_pseudo=[SBCE_CFG, ckpt, '--out', out, '--no-crf', '--cfg-options', *options],
+        test=[SBCE_CFG, ckpt, '--work-dir', work, '--cfg-options', *options],
+        refine_irn=[IRN_CFG, ckpt, '--maps', str(tmp_path), '--out', out,
+                    '--cfg-options', *options],
+        run_pipeline=[BCE_CFG, SBCE_CFG, SBCE_CFG, '--data-root', data_root,
+                      '--work-dir', work, '--sbce-options', *options])
+    for tool, argv in runs.items():
+        with pytest.raises(SystemExit) as exc_info:
+            load_tool(tool).main(argv)
+        _one_line_error(exc_info, tool, '--cfg-options', *needles)
+    assert not osp.exists(work) and not osp.exists(out)
+
+
+def test_bad_class_names_in_a_config_file_name_the_file(tools, ckpt, tmp_path):
+    """class_names set in the config file itself: the one-line error names that file."""
+    bad = tmp_path / 'my_sbce.py'
+    bad.write_text(f"_base_ = [{SBCE_CFG!r}]\nclass_names = ('cat', 'dog', 'cat')\n")
+    for tool, argv in [('train', [str(bad), '--work-dir', str(tmp_path / 'w')]),
+                       ('gen_pseudo', [str(bad), ckpt, '--out', str(tmp_path / 'out')])]:
+        with pytest.raises(SystemExit) as exc_info:
+            tools[tool].main(argv)
+        _one_line_error(exc_info, tool, f"{bad}: class_names repeats a name: "
+                        "['cat', 'dog', 'cat']")
+    assert not osp.exists(tmp_path / 'w') and not osp.exists(tmp_path / 'out')

@@ -9,7 +9,7 @@ from mmengine.registry import init_default_scope
 
 from mmseg.registry import HOOKS
 from mmseg_sbce.datasets.demo_data import generate_demo_dataset
-from mmseg_sbce.utils import load_runner_config
+from mmseg_sbce.utils import InputError, load_runner_config
 from mmseg_sbce.utils.runner_config import resolve_resume
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -253,13 +253,44 @@ def test_child_config_switches_the_data_set(tmp_path):
 
 
 def test_bad_class_names_are_named(tmp_path):
+    """Bad data set descriptions are input errors (the tools report them in one line) that
+    name where the value comes from (the option or the config file) and the value."""
     cfg = osp.join(REPO, 'configs/demo/sbce_demo.py')
-    with pytest.raises(ValueError, match="'background' \\(class 0\\) is added"):
+    with pytest.raises(InputError, match="^--cfg-options class_names: .*'background' "
+                       "\\(class 0\\) is added"):
         load_runner_config(cfg, dict(class_names=['background', 'a']))
-    with pytest.raises(ValueError, match='repeats a name'):
+    with pytest.raises(InputError, match=r"^--cfg-options class_names: class_names repeats a "
+                       r"name: \['a', 'a'\]"):
         load_runner_config(cfg, dict(class_names=['a', 'a']))
-    with pytest.raises(ValueError, match='num_classes=3 but class_names lists 2'):
+    with pytest.raises(InputError, match='num_classes=3 but class_names lists 2'):
         load_runner_config(cfg, dict(class_names=['a', 'b'], num_classes=3))
+    for bad in ('two', 0, 2.0):  # a class count to name the classes by: refused, not a crash
+        with pytest.raises(InputError, match=f'^--cfg-options num_classes: .*got {bad!r}$'):
+            load_runner_config(cfg, dict(num_classes=bad))
+    child = tmp_path / 'child.py'
+    child.write_text(f"_base_ = [{cfg!r}]\nclass_names = 'cat'\n")
+    with pytest.raises(InputError, match=f"^{child}: class_names must be .* got 'cat'$"):
+        load_runner_config(str(child))
+    child.write_text(f"_base_ = [{cfg!r}]\nnum_classes = -1\n")
+    with pytest.raises(InputError, match=f'^{child}: num_classes must be .* got -1$'):
+        load_runner_config(str(child))
+    # an option replaces the file's names: the file's value no longer matters
+    child.write_text(f"_base_ = [{cfg!r}]\nclass_names = 'cat'\n")
+    assert load_runner_config(str(child), dict(num_classes=2)).class_names == (
+        'class_1', 'class_2')
+
+
+def test_bad_dataset_description_is_an_input_error(tmp_path):
+    from mmseg_sbce.utils.runner_config import load_dataset_description
+    desc = tmp_path / 'pets.py'
+    desc.write_text("class_names = ('cat', 'cat')\ntrain_split = 'train.txt'\n"
+                    "label_file = 'labels.json'\n")
+    with pytest.raises(InputError, match=f"^{desc}: class_names repeats a name"):
+        load_dataset_description(str(desc))
+    desc.write_text("class_names = ('cat', 'dog')\nnum_classes = 3\n"
+                    "train_split = 'train.txt'\nlabel_file = 'labels.json'\n")
+    with pytest.raises(InputError, match=f"^{desc}: num_classes=3 but class_names lists 2"):
+        load_dataset_description(str(desc))
 
 
 def test_my_dataset_template(tmp_path):
