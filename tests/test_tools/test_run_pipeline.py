@@ -263,13 +263,7 @@ def test_irn_route_on_a_dataset_description(tmp_path, load_tool, monkeypatch):
         "train_split = 'ImageSets/Segmentation/train.txt'\nlabel_file = None\n"
         "train_mask_dir = 'SegmentationClass'\n")
     tool = load_tool('run_pipeline')
-    cmds = []
-    monkeypatch.setattr(tool.Pipeline, 'sh', lambda self, *cmd, log=None: cmds.append(
-        [str(c) for c in cmd[1:]]))
-    monkeypatch.setattr(tool.Pipeline, 'load_report',
-                        lambda self, report: dict(sweep=dict(best_threshold=0.5)))
-    monkeypatch.setattr(tool.Pipeline, 'summarise', lambda self, phases: None)
-    monkeypatch.setattr(tool.Pipeline, 'irn_checkpoint', lambda self: 'IRN.pth')
+    cmds = _record_commands(monkeypatch, tool.Pipeline)
     work = str(tmp_path / 'work')
     tool.main([BASELINE, SBCE, DEEPLAB, '--dataset', str(dataset_file), '--work-dir', work,
                '--skip-deeplab', '--refine', 'irn', '--irn-config', IRN])
@@ -307,6 +301,20 @@ def test_irn_route_on_a_dataset_description(tmp_path, load_tool, monkeypatch):
     assert len(DATASETS.build(dict(labelled, pipeline=[]))) == len(ids)  # every image
 
 
+def _record_commands(monkeypatch, pipeline_cls) -> list:
+    """Make ``pipeline_cls`` record its stage commands (``[tool, *args]``) instead of
+    running them, with a stand-in evaluation report and IRN checkpoint; returns the list the
+    commands go to."""
+    cmds = []
+    monkeypatch.setattr(pipeline_cls, 'sh', lambda self, *cmd, log=None: cmds.append(
+        [str(c) for c in cmd[1:]]))
+    monkeypatch.setattr(pipeline_cls, 'load_report',
+                        lambda self, report: dict(sweep=dict(best_threshold=0.5)))
+    monkeypatch.setattr(pipeline_cls, 'summarise', lambda self, phases: None)
+    monkeypatch.setattr(pipeline_cls, 'irn_checkpoint', lambda self: 'IRN.pth')
+    return cmds
+
+
 def test_irn_config_is_read_from_the_current_directory(tmp_path, load_tool, monkeypatch,
                                                        capsys):
     """A relative ``--irn-config`` is read from the current directory, as the three other
@@ -320,13 +328,7 @@ def test_irn_config_is_read_from_the_current_directory(tmp_path, load_tool, monk
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     tool = load_tool('run_pipeline')
-    cmds = []
-    monkeypatch.setattr(tool.Pipeline, 'sh', lambda self, *cmd, log=None: cmds.append(
-        [str(c) for c in cmd[1:]]))
-    monkeypatch.setattr(tool.Pipeline, 'load_report',
-                        lambda self, report: dict(sweep=dict(best_threshold=0.5)))
-    monkeypatch.setattr(tool.Pipeline, 'summarise', lambda self, phases: None)
-    monkeypatch.setattr(tool.Pipeline, 'irn_checkpoint', lambda self: 'IRN.pth')
+    cmds = _record_commands(monkeypatch, tool.Pipeline)
     configs = [osp.join(REPO, c) for c in (BASELINE, SBCE, DEEPLAB)]
     argv = [*configs, '--data-root', data, '--work-dir', 'work', '--skip-deeplab',
             '--refine', 'irn', '--irn-config']
