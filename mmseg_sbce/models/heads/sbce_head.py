@@ -96,8 +96,8 @@ class SBCEHead(BaseModule):
             ``'sbce'`` (default, the paper's Algorithm 1): Spatial-BCE with ``p`` detached,
             ``threshold_reduction``. ``'percentile'``: the branch regresses the threshold
             the classifier sub-phase uses, the percentile of the scaled logits at the
-            target fraction Q (smooth L1 on threshold logits, maps with a Q only; logged as
-            ``loss_thr``). Why: the side-mean objective has its minima at ``t -> 0`` and
+            target fraction Q (smooth L1 on threshold logits; maps with a Q that gives the
+            class at least one pixel; logged as ``loss_thr``). Why: the side-mean objective has its minima at ``t -> 0`` and
             ``t -> 1`` whenever the scaled probabilities of a map are not clearly bimodal
             (both sides' uncertainties stay near 1 for any threshold inside a compressed
             distribution, an empty side costs 0), which happens at a small logit scale and
@@ -341,11 +341,15 @@ class SBCEHead(BaseModule):
                 used = with_q
             elif self.threshold_loss == 'percentile':
                 thr_logit = thr_logits
-                target = percentile_threshold(scaled, fractions, mask=with_q, fill_value=0.,
+                # A present class that Q gives no pixel has the map's maximum as its
+                # percentile: "label nothing", not a threshold between object and
+                # background, and far larger than the others. Not a target for the branch.
+                regress = with_q & (fractions > 0)
+                target = percentile_threshold(scaled, fractions, mask=regress, fill_value=0.,
                                               valid_pixels=valid_pixels)
                 loss_sbce = _masked_mean(
                     F.smooth_l1_loss(thr_logits, target.to(thr_logits), reduction='none'),
-                    with_q)
+                    regress)
                 used = positive
             else:
                 thr_logit = thr_logits

@@ -396,24 +396,28 @@ def test_padded_crop_has_the_targets_of_the_unpadded_crop():
 
 def test_percentile_threshold_loss_by_hand():
     """threshold_loss='percentile': one positive 1x4 map with a Q (scale 10, fraction 1/2:
-    target logit 5, the 3rd largest scaled logit), one positive map without a Q (no term):
+    target logit 5, the 3rd largest scaled logit), one positive map without a Q and one
+    whose Q fraction is 0 (no term):
     smooth L1 between the branch's logit 4 and 5 is 0.5 (|d| <= 1: d^2 / 2); logged as
     loss_thr, and only the branch (and the backbone through it) gets its gradient."""
     head = make_head(threshold_loss='percentile')
     x = torch.tensor([-1., 0.5, 1., 2.], dtype=torch.float64).view(1, 1, 1, 4)
-    cls_logits = torch.cat([x, -x, x], dim=1).repeat(2, 1, 1, 1)
-    labels = torch.tensor([[1., 0., 0.], [1., 0., 0.]], dtype=torch.float64)
-    fractions = torch.tensor([[0.5, 0., 0.], [0., 0., 0.]], dtype=torch.float64)
-    valid = torch.tensor([True, False])
-    thr_logits = torch.tensor([[4., 0., 0.], [-9., 0., 0.]], dtype=torch.float64,
-                              requires_grad=True)
+    cls_logits = torch.cat([x, -x, x], dim=1).repeat(3, 1, 1, 1)
+    labels = torch.tensor([[1., 0., 0.], [1., 0., 0.], [1., 0., 0.]], dtype=torch.float64)
+    # The third sample's Q gives its class no pixel: its percentile is the map's maximum
+    # ("label nothing"), not a target for the branch.
+    fractions = torch.tensor([[0.5, 0., 0.], [0., 0., 0.], [0., 0., 0.]], dtype=torch.float64)
+    valid = torch.tensor([True, False, True])
+    thr_logits = torch.tensor([[4., 0., 0.], [-9., 0., 0.], [-9., 0., 0.]],
+                              dtype=torch.float64, requires_grad=True)
     head.set_train_mode('sbce-threshold')
     losses = head.loss_by_feat((cls_logits, thr_logits), labels, fractions, valid)
     assert 'loss_sbce' not in losses and {'loss_thr', 'loss_kl'} <= set(losses)
     assert losses['loss_thr'].item() == pytest.approx(0.5)
     losses['loss_thr'].backward()
     torch.testing.assert_close(thr_logits.grad, torch.tensor(
-        [[-1., 0., 0.], [0., 0., 0.]], dtype=torch.float64))  # d(0.5 (t - 5)^2)/dt = -1
+        [[-1., 0., 0.], [0., 0., 0.], [0., 0., 0.]],
+        dtype=torch.float64))  # d(0.5 (t - 5)^2)/dt = -1
     # Far from the target: the linear part of smooth L1 (|d| - 1/2).
     far = thr_logits.detach().clone()
     far[0, 0] = -3.
