@@ -1,11 +1,34 @@
 # Copyright (c) mmseg-sbce contributors.
-"""Dense CRF (Krahenbuhl & Koltun, 2011) through pydensecrf, as pseudo-labels use it."""
-from typing import Optional
+"""Dense CRF (Krahenbuhl & Koltun, 2011) through pydensecrf, as pseudo-labels use it.
+
+The pairwise kernels' spatial widths (``gaussian.sxy``, ``bilateral.sxy``) are in pixels. The
+published values (3 and 40, the reference code's) were chosen for PASCAL VOC images, about
+500 x 375 pixels; on a 128-pixel image a 40-pixel bilateral kernel spans a third of the image
+and merges neighbouring objects and their surroundings. With ``size_reference=(W0, H0)``
+(e.g. VOC's ``(500, 375)``) the widths are given at that size and scaled by
+``sqrt(H * W / (W0 * H0))`` for each image, so that they cover the same share of any image;
+at that size they are the published values. ``size_reference=None`` (the default) uses them
+as absolute pixels (the reference code's behaviour at every size).
+"""
+import math
+from typing import Optional, Tuple
 
 import numpy as np
 
 from ..utils.io import IGNORE_INDEX
 from .pseudo_cfg import PSEUDO_CFG_DEFAULTS
+
+
+def kernel_widths(params: dict, height: int, width: int) -> Tuple[float, float]:
+    """The Gaussian and bilateral kernels' spatial widths (pixels) for an image of
+    ``height x width``: the configured ones scaled by ``sqrt(H * W / (W0 * H0))`` when
+    ``params['size_reference']`` is ``(W0, H0)``, unchanged when it is None or absent."""
+    gaussian, bilateral = params['gaussian']['sxy'], params['bilateral']['sxy']
+    reference = params.get('size_reference')
+    if reference is None:
+        return gaussian, bilateral
+    factor = math.sqrt(height * width / (reference[0] * reference[1]))
+    return gaussian * factor, bilateral * factor
 
 
 def dense_crf(img: np.ndarray,
@@ -22,7 +45,7 @@ def dense_crf(img: np.ndarray,
             probabilities (``unary_from_softmax``, clipped at 1e-5).
         n_labels (int): number of labels (>= 2).
         params (dict, optional): the ``crf`` part of ``pseudo_cfg`` (``gt_prob``,
-            ``gaussian``, ``bilateral``, ``iterations``); defaults from
+            ``gaussian``, ``bilateral``, ``iterations``, ``size_reference``); defaults from
             :data:`PSEUDO_CFG_DEFAULTS`.
 
     Returns:
@@ -46,11 +69,12 @@ def dense_crf(img: np.ndarray,
         unary = unary_from_softmax(labels_or_probs)
     crf = dcrf.DenseCRF2D(width, height, n_labels)
     crf.setUnaryEnergy(unary)  # float32, C-contiguous by construction: no copy
-    crf.addPairwiseGaussian(sxy=p['gaussian']['sxy'], compat=p['gaussian']['compat'])
+    gaussian_sxy, bilateral_sxy = kernel_widths(p, height, width)
+    crf.addPairwiseGaussian(sxy=gaussian_sxy, compat=p['gaussian']['compat'])
     if not img.flags.c_contiguous:
         img = np.ascontiguousarray(img)
     crf.addPairwiseBilateral(
-        sxy=p['bilateral']['sxy'], srgb=p['bilateral']['srgb'], rgbim=img,
+        sxy=bilateral_sxy, srgb=p['bilateral']['srgb'], rgbim=img,
         compat=p['bilateral']['compat'])
     q = crf.inference(p['iterations'])
     return np.asarray(q).reshape(n_labels, height, width).argmax(axis=0)

@@ -65,7 +65,12 @@ AMP_DTYPES = {'bf16': 'bfloat16', 'fp16': 'float16'}
 #: * ``crf``: dense CRF settings; ``enabled``; ``unary``: ``'labels'`` (``unary_from_labels``
 #:   on the eq. 9 / CAM label map, ``gt_prob``) or ``'probs'`` (``unary_from_softmax`` on
 #:   ``softmax([0, S_1..S_K] / prob_temperature)``, which keeps the argmax of the labelling);
-#:   ``gaussian`` / ``bilateral`` kernel parameters; ``iterations``.
+#:   ``gaussian`` / ``bilateral`` kernel parameters; ``iterations``; ``size_reference``:
+#:   ``None`` (default): ``sxy`` in absolute pixels (the reference code's behaviour);
+#:   ``(W0, H0)``, e.g. VOC's ``(500, 375)``: the kernels' ``sxy`` are given at that size and
+#:   each image scales them by ``sqrt(H * W / (W0 * H0))``, so that they cover the same share
+#:   of a 128-pixel image as of a VOC photo. Not the default yet: measured on one family
+#:   member only (docs/results.md). See :mod:`~.crf`.
 #: * ``saliency``: ``None`` (off) or a dict of
 #:   :data:`~.saliency.SALIENCY_CFG_DEFAULTS` (``dir`` required): label with the user's
 #:   saliency maps as background cues (:mod:`~.saliency`, docs/pseudo_labels.md).
@@ -87,7 +92,8 @@ PSEUDO_CFG_DEFAULTS: Dict[str, Any] = dict(
         prob_temperature=0.1,
         gaussian=dict(sxy=3, compat=3),
         bilateral=dict(sxy=40, srgb=5, compat=10),
-        iterations=10),
+        iterations=10,
+        size_reference=None),
 )
 
 
@@ -160,6 +166,13 @@ def resolve_pseudo_cfg(cfg: Optional[dict] = None) -> dict:
         raise ValueError(f'crf.unary must be "labels" or "probs", got {crf["unary"]!r}')
     if not 0.0 < crf['gt_prob'] < 1.0:
         raise ValueError(f'crf.gt_prob must be in (0, 1), got {crf["gt_prob"]}')
+    ref = crf['size_reference']
+    if ref is not None:
+        if not isinstance(ref, (list, tuple)) or len(ref) != 2 or not all(
+                isinstance(v, Number) and not isinstance(v, bool) and v > 0 for v in ref):
+            raise ValueError('crf.size_reference must be None or (width, height) in pixels, '
+                             f'got {ref!r}')
+        crf['size_reference'] = tuple(float(v) for v in ref)
     from .saliency import resolve_saliency_cfg
     out['saliency'] = resolve_saliency_cfg(out['saliency'])
     return out
