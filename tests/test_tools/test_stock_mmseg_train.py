@@ -65,7 +65,7 @@ def test_stock_train_tool_runs_demo_config(tmp_path):
         # 64 px images: scales and crop shrunk with them (pipeline indices of the config).
         'train_dataloader.dataset.pipeline.2.scale=(256,64)',
         'train_dataloader.dataset.pipeline.3.crop_size=(48,48)',
-        'train_dataloader.dataset.pipeline.6.size=(48,48)',
+        'train_dataloader.dataset.pipeline.5.size=(48,48)',
         'val_dataloader.dataset.pipeline.1.scale=(256,64)',
         'model.data_preprocessor.size=(48,48)',
         f'train_cfg.max_iters={iters}',
