@@ -97,13 +97,14 @@ class SBCEHead(BaseModule):
             ``threshold_reduction``. ``'percentile'``: the branch regresses the threshold
             the classifier sub-phase uses, the percentile of the scaled logits at the
             target fraction Q (smooth L1 on threshold logits; maps with a Q that gives the
-            class at least one pixel; logged as ``loss_thr``). Why: the side-mean objective has its minima at ``t -> 0`` and
-            ``t -> 1`` whenever the scaled probabilities of a map are not clearly bimodal
-            (both sides' uncertainties stay near 1 for any threshold inside a compressed
-            distribution, an empty side costs 0), which happens at a small logit scale and
-            on weakly separated classes; the branch then labels whole images or nothing
-            (docs/results.md, "The threshold branch"). The regression target is rank-based,
-            so it does not depend on the scale.
+            class at least one pixel; logged as ``loss_thr``). Why: the side-mean objective
+            has its minima at ``t -> 0`` and ``t -> 1`` whenever the scaled probabilities of
+            a map are not clearly bimodal (both sides' uncertainties stay near 1 for any
+            threshold inside a compressed distribution, an empty side costs 0), which
+            happens at a small logit scale and on weakly separated classes; the branch then
+            labels whole images or nothing. The regression has no such minima; on the one
+            family member tried it did not reach its targets at the phases' learning rate
+            (docs/results.md, "The generated family").
         touch_idle_params (bool): add the zero-weighted term described above.
         ignore_index (int): unknown label in the Q map. Defaults to 255.
         align_corners (bool): for resizing logits at inference. Defaults to False.
