@@ -13,13 +13,14 @@ from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
 from ..losses.base_loss import upcast_half
+from ..losses.otsu import otsu_threshold
 from ..losses.percentile import percentile_threshold
 from ..losses.target_fraction import target_fractions
 from ..labelling import map_threshold
 
 TRAIN_MODES = ('bce', 'sbce-classifier', 'sbce-threshold')
 #: What trains the threshold branch (``SBCEHead(threshold_loss=...)``).
-THRESHOLD_LOSSES = ('sbce', 'percentile')
+THRESHOLD_LOSSES = ('sbce', 'percentile', 'otsu')
 
 
 @MODELS.register_module()
@@ -104,7 +105,13 @@ class SBCEHead(BaseModule):
             happens at a small logit scale and on weakly separated classes; the branch then
             labels whole images or nothing. The regression has no such minima; on the one
             family member tried it did not reach its targets at the phases' learning rate
-            (docs/results.md, "The generated family").
+            (docs/results.md, "The generated family"). ``'otsu'``: the branch regresses
+            Otsu's split of each positive map's unscaled logits
+            (:func:`~mmseg_sbce.models.losses.otsu_threshold`, bins over the map's own
+            range), compared in the unscaled space ``thr_logits / s`` where inference reads
+            it, so the target is a few logits from the branch at any scale; every positive
+            map has one, with or without a Q (smooth L1, logged as ``loss_thr``). Otsu's
+            criterion, two tight groups, is the side-mean's aim without its edge minima.
         touch_idle_params (bool): add the zero-weighted term described above.
         ignore_index (int): unknown label in the Q map. Defaults to 255.
         align_corners (bool): for resizing logits at inference. Defaults to False.
@@ -348,9 +355,18 @@ class SBCEHead(BaseModule):
                 regress = with_q & (fractions > 0)
                 target = percentile_threshold(scaled, fractions, mask=regress, fill_value=0.,
                                               valid_pixels=valid_pixels)
-                loss_sbce = _masked_mean(
-                    F.smooth_l1_loss(thr_logits, target.to(thr_logits), reduction='none'),
-                    regress)
+                loss_sbce = _regression(thr_logits, target, regress)
+                used = positive
+            elif self.threshold_loss == 'otsu':
+                thr_logit = thr_logits
+                # Otsu's split of each map's logits as inference reads them (no scale; bins
+                # over the map's own range). The branch is compared in that space,
+                # logit(t') = thr_logits / s (map_threshold), so the target does not depend
+                # on the logit scale.
+                target = otsu_threshold(cls_logits, mask=positive, value_range=None,
+                                        fill_value=0., valid_pixels=valid_pixels)
+                unscaled = thr_logits / self.logit_scale.detach().view(1, -1)
+                loss_sbce = _regression(unscaled, target, positive)
                 used = positive
             else:
                 thr_logit = thr_logits
@@ -371,10 +387,10 @@ class SBCEHead(BaseModule):
 
     def _main_loss_name(self) -> str:
         """Key of the current mode's main loss: ``loss_bce``, ``loss_sbce``, or ``loss_thr``
-        when the threshold branch regresses the percentile."""
+        when the threshold branch regresses a target (``'percentile'``, ``'otsu'``)."""
         if self.train_mode == 'bce':
             return self.loss_bce.loss_name
-        if self.train_mode == 'sbce-threshold' and self.threshold_loss == 'percentile':
+        if self.train_mode == 'sbce-threshold' and self.threshold_loss != 'sbce':
             return 'loss_thr'
         return self.loss_sbce.loss_name
 
@@ -481,6 +497,13 @@ def _inner_cells(start: int, length: int, padded: int, cells: int) -> Tuple[int,
     end = (start + length) * cells // padded  # floor
     first = min(first, cells - 1)
     return first, max(end, first + 1)
+
+
+def _regression(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Smooth L1 between the branch's threshold logits and their (detached) targets,
+    averaged over the masked maps (0 if none)."""
+    return _masked_mean(
+        F.smooth_l1_loss(pred, target.detach().to(pred), reduction='none'), mask)
 
 
 def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:

@@ -8,7 +8,7 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg_sbce.models.heads import SBCEHead
-from mmseg_sbce.models.losses import spatial_bce_loss
+from mmseg_sbce.models.losses import otsu_threshold, spatial_bce_loss
 
 C, IN = 3, 16
 
@@ -440,14 +440,61 @@ def test_percentile_threshold_gradient_flow():
         make_head(threshold_loss='side_mean')
 
 
-@pytest.mark.parametrize('threshold_loss', ['sbce', 'percentile'])
+def test_otsu_threshold_loss_by_hand():
+    """threshold_loss='otsu': the target is Otsu's threshold of the UNSCALED logits
+    (256 bins over each map's own range) and the branch is compared in that space,
+    thr_logits / s. Map x = [-2, -2, -2, 2]: the tied splits lie after bins 0-254, the
+    middle one after bin 127, target -2 + 4 * 128 / 256 = 0. Scale 0.5, branch logit 0.2:
+    unscaled 0.4, smooth L1 (d^2 / 2) = 0.08. A map [-2, -2, 1, 3] has a different
+    split: after 0 and -2 the groups {-2, -2} / {1, 3} score 2 * 2 * 4^2 = 64 against
+    {-2, -2, 1} / {3} 3 * 1 * 4^2 = 48; 1 falls in bin 153 (3 / 5 of the range), so the
+    tied splits lie after bins 0-152, the middle one after bin 76, target
+    -2 + 5 * 77 / 256 = -0.49609375. Every positive map has a target, with or without a Q."""
+    head = make_head(threshold_loss='otsu', logit_scale_init=0.5)
+    x = torch.tensor([-2., -2., -2., 2.], dtype=torch.float64).view(1, 1, 1, 4)
+    cls_logits = torch.cat([x, -x, x], dim=1).repeat(2, 1, 1, 1)
+    cls_logits[1, 0] = torch.tensor([-2., -2., 1., 3.], dtype=torch.float64)
+    labels = torch.tensor([[1., 0., 0.], [1., 0., 0.]], dtype=torch.float64)
+    fractions = torch.zeros(2, 3, dtype=torch.float64)
+    valid = torch.tensor([True, False])  # the second sample has no Q: still a target
+    thr_logits = torch.tensor([[0.2, 5., 5.], [0.2, 5., 5.]], dtype=torch.float64,
+                              requires_grad=True)
+    head.set_train_mode('sbce-threshold')
+    losses = head.loss_by_feat((cls_logits, thr_logits), labels, fractions, valid)
+    assert 'loss_sbce' not in losses and {'loss_thr', 'loss_kl'} <= set(losses)
+    d = torch.tensor([0.4 - 0., 0.4 + 0.49609375], dtype=torch.float64)
+    assert losses['loss_thr'].item() == pytest.approx((d * d / 2).mean().item())
+    losses['loss_thr'].backward()
+    # d/d(thr) of (thr / s - target)^2 / 2, averaged over the two positive maps.
+    expected = torch.zeros(2, 3, dtype=torch.float64)
+    expected[:, 0] = d / 0.5 / 2
+    torch.testing.assert_close(thr_logits.grad, expected)
+    # The same target for any logit scale: the scale only converts the branch's output.
+    head4 = make_head(threshold_loss='otsu', logit_scale_init=4.0)
+    head4.set_train_mode('sbce-threshold')
+    losses = head4.loss_by_feat((cls_logits, thr_logits.detach() * 8), labels, fractions,
+                                valid)
+    assert losses['loss_thr'].item() == pytest.approx((d * d / 2).mean().item())
+
+
+def test_otsu_threshold_gradient_flow():
+    head = make_head(threshold_loss='otsu', loss_kl=dict(type='ProportionKLLoss',
+                                                         loss_weight=0.0))
+    losses, g = grads(head, feats(), 'sbce-threshold')
+    assert set(losses) == {'loss_thr', 'loss_kl', 'mean_thr', 'frac_gap', 'mean_scale'}
+    assert nonzero(g['conv_thr.weight']) and nonzero(g['backbone'])
+    for name in ('conv_cls.weight', 'bottleneck.weight', 'T'):
+        assert is_zero(g[name]), name
+
+
+@pytest.mark.parametrize('threshold_loss', ['sbce', 'percentile', 'otsu'])
 def test_threshold_branch_on_a_weakly_separated_map(threshold_loss):
     """The branch alone (a free threshold logit) trained on one fixed map whose scaled
     probabilities are compressed (90 % of pixels around 0.47, 10 % around 0.57: a small
     logit scale, weakly separated classes), with Q = 10 %. The paper's side-mean objective
     drives t to an edge of the distribution (everything on one side: an empty side costs
     0), labelling the whole map or none of it; the percentile regression lands where Q's
-    fraction of the pixels lies above t."""
+    fraction of the pixels lies above t; Otsu's split lands between the two groups."""
     torch.manual_seed(0)
     probs = torch.cat([0.47 + 0.02 * torch.randn(90), 0.57 + 0.02 * torch.randn(10)])
     scaled = torch.logit(probs).view(1, 1, 10, 10).repeat(1, C, 1, 1)
@@ -462,10 +509,16 @@ def test_threshold_branch_on_a_weakly_separated_map(threshold_loss):
     for _ in range(300):
         opt.zero_grad()
         losses = head.loss_by_feat((scaled, thr), labels, fractions, torch.tensor([True]))
-        losses['loss_thr' if threshold_loss == 'percentile' else 'loss_sbce'].backward()
+        losses['loss_sbce' if threshold_loss == 'sbce' else 'loss_thr'].backward()
         opt.step()
     above = (probs > torch.sigmoid(thr[0, 0].detach())).float().mean().item()
     if threshold_loss == 'sbce':
         assert above in (0.0, 1.0)
-    else:
+    elif threshold_loss == 'percentile':
         assert above == pytest.approx(0.1, abs=0.011)
+    else:
+        # The branch reaches its target, Otsu's split, which lies between the groups.
+        logits = torch.logit(probs).view(1, 1, 10, 10)
+        split = (logits > otsu_threshold(logits, value_range=None)).float().mean().item()
+        assert 0.05 < split < 0.2
+        assert above == pytest.approx(split, abs=0.011)
