@@ -1,0 +1,91 @@
+# Copyright (c) mmseg-sbce contributors.
+"""``benchmarks/threshold_rules.py`` on hand-made maps whose every cell is known."""
+import importlib.util
+import json
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmseg_sbce.apis.label_io import save_maps_npz
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+@pytest.fixture(scope='module')
+def bench():
+    spec = importlib.util.spec_from_file_location(
+        '_bench_threshold_rules', osp.join(ROOT, 'benchmarks', 'threshold_rules.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _make_run(tmp_path, learned_second):
+    """Two 16x16 images, 2 classes. Image a: class 0 on the left half (logit 4, else -4).
+    Image b: class 0 on the top-left quarter, class 1 on the bottom-right quarter. The
+    learned t' of image a is 0.5 (right); of image b ``learned_second``."""
+    data, maps = tmp_path / 'data', tmp_path / 'maps'
+    for sub in ('JPEGImages', 'SegmentationClass'):
+        os.makedirs(data / sub)
+    os.makedirs(maps / 'probs')
+    with open(data / 'meta.json', 'w') as f:
+        json.dump(dict(classes=['background', 'cat', 'dog']), f)
+    gt_a = np.zeros((16, 16), np.uint8)
+    gt_a[:, :8] = 1
+    gt_b = np.zeros((16, 16), np.uint8)
+    gt_b[:8, :8] = 1
+    gt_b[8:, 8:] = 2
+    for name, gt, classes, thr in (('a', gt_a, [0], [0.5]),
+                                   ('b', gt_b, [0, 1], learned_second)):
+        Image.fromarray(gt).save(data / 'SegmentationClass' / f'{name}.png')
+        colours = np.array([[20, 20, 20], [200, 40, 40], [40, 40, 200]], np.uint8)
+        Image.fromarray(colours[gt]).save(data / 'JPEGImages' / f'{name}.jpg', quality=100)
+        logits = np.stack([np.where(gt == c + 1, 4., -4.) for c in classes]).astype(np.float32)
+        save_maps_npz(str(maps / 'probs' / f'{name}.npz'), logits, np.array(classes),
+                      np.array(thr, np.float32))
+    return str(maps), str(data)
+
+
+def _cells(table):
+    rows = {}
+    for line in table.splitlines():
+        if line.startswith('| ') and '---' not in line and 'threshold rule' not in line:
+            name, *cells = [c.strip() for c in line.strip('|').split('|')]
+            rows[name] = cells
+    return rows
+
+
+def test_rules_on_known_maps(bench, tmp_path):
+    """Clean two-level maps: every Otsu rule and the best constant label them exactly
+    (100.0, foreground 50 % of the pixels); the learned t' of image b is 0.9999, above
+    both of its maps' p = sigmoid(4) = 0.982, so image b is all background."""
+    maps, data = _make_run(tmp_path, [0.9999, 0.9999])
+    out = tmp_path / 'table.md'
+    bench.main([maps, data, '--workers', '1', '--out', str(out)])
+    rows = _cells(out.read_text())
+    for rule in ('otsu logits', 'otsu probabilities', 'otsu logits, one per image'):
+        assert rows[rule] == ['100.0 (50.0)', '100.0 (50.0)'], rule
+    best = next(k for k in rows if k.startswith('best constant'))
+    assert rows[best] == ['100.0 (50.0)', '100.0 (50.0)']
+    # Learned: image a right (128 cat pixels), image b nothing (64 cat + 64 dog missed).
+    # background: 128 + 128 true, 128 false -> 256 / 384; cat 128 / 192; dog 0 / 64.
+    expected = 100 * np.mean([256 / 384, 128 / 192, 0.])
+    assert rows['learned'][0] == f'{expected:.1f} (25.0)'
+
+
+def test_no_crf_and_bad_input(bench, tmp_path, capsys):
+    maps, data = _make_run(tmp_path, [0.5, 0.5])
+    bench.main([maps, data, '--workers', '1', '--no-crf'])
+    rows = _cells(capsys.readouterr().out)
+    assert rows['learned'] == ['100.0 (50.0)', '-']
+    with pytest.raises(SystemExit, match='no saved maps'):
+        bench.main([str(tmp_path / 'nowhere'), data])
+    os.remove(osp.join(data, 'meta.json'))
+    with pytest.raises(SystemExit, match='--num-classes'):
+        bench.main([maps, data])
+    os.remove(osp.join(data, 'SegmentationClass', 'b.png'))
+    with pytest.raises(FileNotFoundError, match='b.png'):
+        bench.main([maps, data, '--num-classes', '2', '--workers', '1', '--no-crf'])
