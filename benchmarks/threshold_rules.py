@@ -21,8 +21,13 @@ against the training ground truth (evaluation only: no rule looks at it, except 
 It separates the quality of the maps from the quality of the threshold: a rule far below
 the best constant on maps where the best constant is good is a threshold problem.
 
-    python benchmarks/threshold_rules.py MAPS_DIR DATA_ROOT [--no-crf] [--workers N]
-        [--out FILE.md]
+With ``--cam`` the maps are read as the baseline's labels read them, max-normalised CAMs
+``relu(x) / max relu(x)`` (the space of the initial Q's background threshold), and the rules
+are: the config's constant (``--cam-threshold``, the demo's 0.3), Otsu per map on the CAM,
+Otsu per image on ``max_c CAM_c``, and the best constant.
+
+    python benchmarks/threshold_rules.py MAPS_DIR DATA_ROOT [--cam [--cam-threshold T]]
+        [--no-crf] [--workers N] [--out FILE.md]
 
 ``MAPS_DIR`` is e.g. ``WORK_DIR/pseudo_sbce_p1_nocrf`` of ``tools/run_pipeline.py``;
 ``DATA_ROOT`` holds ``JPEGImages/`` and ``SegmentationClass/`` (and ``meta.json`` or
@@ -47,10 +52,12 @@ from mmseg_sbce.apis.label_io import load_maps_npz  # noqa: E402
 from mmseg_sbce.apis.label_maps import label_eq9, scatter_compact  # noqa: E402
 from mmseg_sbce.evaluation.pseudo_eval import (confusion_matrix,  # noqa: E402
                                                metrics_from_confusion)
+from mmseg_sbce.models.labelling import cam_from_logits  # noqa: E402
 from mmseg_sbce.models.losses.otsu import otsu_threshold  # noqa: E402
 from mmseg_sbce.utils.parallel import fork_pool  # noqa: E402
 
 RULES = ('learned', 'otsu logits', 'otsu probabilities', 'otsu logits, one per image')
+CAM_RULES = ('config threshold', 'otsu CAM', 'otsu CAM, one per image')
 CONSTANTS = np.round(np.arange(1, 100) / 100, 2)
 
 
@@ -67,24 +74,45 @@ def rule_thresholds(logits: np.ndarray, learned: np.ndarray) -> dict:
     }
 
 
+def cam_rule_thresholds(cam: np.ndarray, config_threshold: float) -> dict:
+    """``[K]`` CAM thresholds of every ``--cam`` rule for one image."""
+    m = torch.from_numpy(cam)[None]
+    return {
+        'config threshold': np.full(len(cam), config_threshold, np.float32),
+        'otsu CAM': otsu_threshold(m)[0].numpy(),
+        'otsu CAM, one per image': np.repeat(
+            otsu_threshold(m.max(1, keepdim=True).values)[0].numpy(), len(cam)),
+    }
+
+
+def read_maps(npz: str, cam: bool):
+    """The map eq. 9 compares with the thresholds (``sigmoid(x)``, or the CAM), the
+    classes and the learned ``t'`` of one saved file."""
+    logits, classes, learned = load_maps_npz(npz)
+    if cam:
+        return cam_from_logits(torch.from_numpy(logits)).numpy(), classes, learned, logits
+    return 1 / (1 + np.exp(-logits)), classes, learned, logits
+
+
 def score_image(args) -> dict:
     """Confusion matrices of one image: every rule (no dCRF, dCRF) and every constant.
     eq. 9 runs over the image's own classes (compact ids ``0..K``, as gen_pseudo does)."""
-    npz, root, num_classes, with_crf = args
+    npz, root, num_classes, with_crf, cam_threshold = args
     img_id = osp.splitext(osp.basename(npz))[0]
-    logits, classes, learned = load_maps_npz(npz)
+    probs, classes, learned, logits = read_maps(npz, cam_threshold is not None)
     gt_path = osp.join(root, 'SegmentationClass', img_id + '.png')
     if not osp.isfile(gt_path):
         raise FileNotFoundError(f'no ground truth for {img_id}: {gt_path}')
     gt = np.array(Image.open(gt_path))
     n = num_classes + 1
-    probs = 1 / (1 + np.exp(-logits))
     out = {}
     img = None
     if with_crf:
         img = np.ascontiguousarray(
             np.array(Image.open(osp.join(root, 'JPEGImages', img_id + '.jpg')).convert('RGB')))
-    for rule, thr in rule_thresholds(logits, learned).items():
+    rules = (cam_rule_thresholds(probs, cam_threshold) if cam_threshold is not None else
+             rule_thresholds(logits, learned))
+    for rule, thr in rules.items():
         compact = label_eq9(probs, thr)
         out[(rule, False)] = confusion_matrix(scatter_compact(compact, classes), gt, n)
         if with_crf:
@@ -98,13 +126,13 @@ def score_image(args) -> dict:
 
 def crf_at_constant(args) -> np.ndarray:
     """Confusion matrix of one image labelled at a constant threshold, with dCRF."""
-    npz, root, num_classes, t = args
+    npz, root, num_classes, t, cam = args
     img_id = osp.splitext(osp.basename(npz))[0]
-    logits, classes, _ = load_maps_npz(npz)
+    probs, classes, _, _ = read_maps(npz, cam)
     gt = np.array(Image.open(osp.join(root, 'SegmentationClass', img_id + '.png')))
     img = np.ascontiguousarray(
         np.array(Image.open(osp.join(root, 'JPEGImages', img_id + '.jpg')).convert('RGB')))
-    compact = label_eq9(1 / (1 + np.exp(-logits)), np.full(len(classes), t))
+    compact = label_eq9(probs, np.full(len(classes), t))
     refined = dense_crf(img, compact, len(classes) + 1).astype(np.uint8)
     return confusion_matrix(scatter_compact(refined, classes), gt, num_classes + 1)
 
@@ -121,6 +149,10 @@ def parse_args(argv=None):
     parser.add_argument('data_root', help='JPEGImages/ and SegmentationClass/')
     parser.add_argument('--num-classes', type=int,
                         help='foreground classes (default: from DATA_ROOT/meta.json)')
+    parser.add_argument('--cam', action='store_true',
+                        help='threshold max-normalised CAMs (the initial Q\'s space)')
+    parser.add_argument('--cam-threshold', type=float, default=0.3,
+                        help='the config\'s CAM threshold (the demo\'s 0.3)')
     parser.add_argument('--no-crf', action='store_true', help='skip the dCRF columns')
     parser.add_argument('--workers', type=int, default=os.cpu_count())
     parser.add_argument('--out', help='also write the table to this Markdown file')
@@ -143,9 +175,11 @@ def main(argv=None):
             num_classes = len(json.load(f)['classes']) - 1
     with_crf = not args.no_crf
     n = num_classes + 1
-    totals = {(r, c): np.zeros((n, n + 1), np.int64) for r in RULES for c in (False, True)}
+    rules = CAM_RULES if args.cam else RULES
+    cam_threshold = args.cam_threshold if args.cam else None
+    totals = {(r, c): np.zeros((n, n + 1), np.int64) for r in rules for c in (False, True)}
     constants = np.zeros((len(CONSTANTS), n, n + 1), np.int64)
-    jobs = [(f, args.data_root, num_classes, with_crf) for f in files]
+    jobs = [(f, args.data_root, num_classes, with_crf, cam_threshold) for f in files]
     pool = fork_pool(args.workers) if args.workers > 1 else None
     imap = pool.imap_unordered if pool else (lambda func, items, chunksize: map(func, items))
     try:
@@ -160,17 +194,19 @@ def main(argv=None):
         best_crf = None
         if with_crf:
             best_crf = sum(imap(crf_at_constant,
-                                [(f, args.data_root, num_classes, CONSTANTS[best])
+                                [(f, args.data_root, num_classes, CONSTANTS[best], args.cam)
                                  for f in files], chunksize=4))
     finally:
         if pool:
             pool.close()
             pool.join()
     gt_fg = constants[best][1:].sum() / max(constants[best].sum(), 1)
-    lines = [f'Maps: `{args.maps_dir}` ({len(files)} images); ground truth '
+    space = 'max-normalised CAMs' if args.cam else 'p = sigmoid(x)'
+    lines = [f'Maps: `{args.maps_dir}` ({len(files)} images, thresholds on {space}); '
+             f'ground truth '
              f'{100 * gt_fg:.1f} % foreground. Cells: mIoU (foreground % of the labels).', '',
              '| threshold rule | no dCRF | +dCRF |', '| --- | --- | --- |']
-    for rule in RULES:
+    for rule in rules:
         crf_cell = summarise(totals[(rule, True)]) if with_crf else '-'
         lines.append(f'| {rule} | {summarise(totals[(rule, False)])} | {crf_cell} |')
     crf_cell = summarise(best_crf) if with_crf else '-'

@@ -89,3 +89,22 @@ def test_no_crf_and_bad_input(bench, tmp_path, capsys):
     os.remove(osp.join(data, 'SegmentationClass', 'b.png'))
     with pytest.raises(FileNotFoundError, match='b.png'):
         bench.main([maps, data, '--num-classes', '2', '--workers', '1', '--no-crf'])
+
+
+def test_cam_rules(bench, tmp_path):
+    """--cam: the maps are max-normalised CAMs (object 1, background 0 here), so every
+    rule is exact except a config threshold of 1.0, which labels nothing."""
+    maps, data = _make_run(tmp_path, [0.5, 0.5])
+    out = tmp_path / 'cam.md'
+    bench.main([maps, data, '--workers', '1', '--no-crf', '--cam', '--out', str(out)])
+    text = out.read_text()
+    assert 'max-normalised CAMs' in text
+    rows = _cells(text)
+    assert set(rows) == {'config threshold', 'otsu CAM', 'otsu CAM, one per image',
+                         next(k for k in rows if k.startswith('best constant'))}
+    assert all(cells == ['100.0 (50.0)', '-'] for cells in rows.values())
+    bench.main([maps, data, '--workers', '1', '--cam', '--cam-threshold', '1.0', '--out',
+                str(out)])
+    rows = _cells(out.read_text())
+    # Nothing labelled: background IoU 256 / 512, the classes 0.
+    assert rows['config threshold'] == [f'{100 * 0.5 / 3:.1f} (0.0)'] * 2
