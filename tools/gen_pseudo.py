@@ -2,7 +2,7 @@
 """Export pseudo-labels of a trained classifier as PNGs (eq. 9 or a CAM threshold, + dCRF).
 
     python tools/gen_pseudo.py CONFIG CHECKPOINT --out DIR [--split NAME] [--crf/--no-crf]
-        [--threshold adaptive|FLOAT] [--scales 1.0 0.5 1.5 2.0] [--flip/--no-flip]
+        [--threshold adaptive|otsu|FLOAT] [--scales 1.0 0.5 1.5 2.0] [--flip/--no-flip]
         [--amp [bf16|fp16]] [--workers N] [--save-probs] [--from-maps MAPS_DIR] [--overwrite]
         [--cfg-options KEY=VALUE ...]
 
@@ -33,7 +33,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--crf', action=argparse.BooleanOptionalAction, default=None,
         help='dense CRF on the labels (default: pseudo_cfg.crf.enabled, i.e. on)')
     parser.add_argument(
-        '--threshold', help='"adaptive" (eq. 9, default) or a float background threshold')
+        '--threshold',
+        help='"adaptive" (eq. 9 with the learned t\', default), "otsu" (eq. 9 with Otsu\'s '
+        'split of each map) or a float background threshold')
     parser.add_argument('--scales', type=float, nargs='+', help='inference scales')
     parser.add_argument('--flip', action=argparse.BooleanOptionalAction, default=None,
                         help='horizontal-flip passes (default on)')

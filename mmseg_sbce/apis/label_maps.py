@@ -20,7 +20,7 @@ import torch
 from ..models import labelling
 from ..utils.io import IGNORE_INDEX
 from .crf import dense_crf
-from .pseudo_cfg import unsure_margin
+from .pseudo_cfg import MAP_THRESHOLDS, unsure_margin
 from .saliency import class_scores, saliency_compact_labels
 
 # The rules are defined once, on tensors, in mmseg_sbce/models/utils.py (shared with
@@ -178,8 +178,8 @@ def pseudo_label_from_maps(img_rgb: np.ndarray, logits: np.ndarray, thr: Any, po
         logits (np.ndarray): ``[K, H, W]`` unscaled fused logits of the positive classes
             ``pos`` (eq. 9 compares ``sigmoid(x)`` with ``t'``; the CAM rule normalises
             ``relu(x)``).
-        thr: ``[K]`` mapped thresholds (adaptive) or ignored when ``cfg['threshold']`` is a
-            float.
+        thr: ``[K]`` mapped thresholds (adaptive) or ignored when ``cfg['threshold']`` is
+            ``'otsu'`` or a float.
         pos (np.ndarray): ``[K]`` foreground class indices.
         cfg (dict): a resolved ``pseudo_cfg``.
         saliency (np.ndarray, optional): ``[H, W]`` saliency in ``[0, 1]``
@@ -192,11 +192,11 @@ def pseudo_label_from_maps(img_rgb: np.ndarray, logits: np.ndarray, thr: Any, po
     logits = as_float32(logits)
     if saliency is not None:
         return _saliency_label(img_rgb, logits, thr, pos, cfg, saliency)
-    if cfg['threshold'] == 'adaptive':
-        if thr is None:
-            raise ValueError('threshold="adaptive" needs a model with a threshold branch; '
-                             'use a fixed background threshold for this model')
-        scores = labelling.eq9_scores(logits.sigmoid(), as_float32(thr).reshape(-1))
+    if cfg['threshold'] in MAP_THRESHOLDS:
+        probs = logits.sigmoid()
+        thresholds = labelling.per_map_thresholds(
+            probs, None if thr is None else as_float32(thr), cfg['threshold'])
+        scores = labelling.eq9_scores(probs, thresholds)
     else:
         scores = labelling.cam_scores(logits, cfg['threshold'],
                                       normalize_cam=cfg['normalize_cam'])

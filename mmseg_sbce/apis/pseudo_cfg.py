@@ -38,7 +38,11 @@ AMP_DTYPES = {'bf16': 'bfloat16', 'fp16': 'float16'}
 #:   image (at most 640 px a side) untouched at scale 2.0. ``min_side`` wins when both
 #:   apply (extreme aspect ratios). ``None`` or 0: off.
 #: * ``threshold``: ``'adaptive'`` = eq. 9 with the network's own threshold mapped into the
-#:   unscaled space; a float in (0, 1) = CAM-style fixed background threshold.
+#:   unscaled space; ``'otsu'`` = eq. 9 with Otsu's split of each class map's probabilities
+#:   ``sigmoid(x)`` (fused, before dCRF) as its ``t'``, no threshold branch needed (a
+#:   departure from the paper, docs/results.md "Which threshold, across all six data
+#:   sets"); a float in (0, 1) = CAM-style fixed background threshold. Both string rules
+#:   are "per-map" rules: below, what is said of ``'adaptive'`` holds for ``'otsu'``.
 #: * ``fusion``: how the passes are combined. ``'logits'``: the unscaled logits of every
 #:   pass are upsampled bilinearly and averaged (the CAM convention of PSA/IRN, and what the
 #:   reference code does before its threshold). ``'probs'``: every pass's probabilities
@@ -74,6 +78,10 @@ AMP_DTYPES = {'bf16': 'bfloat16', 'fp16': 'float16'}
 #: * ``saliency``: ``None`` (off) or a dict of
 #:   :data:`~.saliency.SALIENCY_CFG_DEFAULTS` (``dir`` required): label with the user's
 #:   saliency maps as background cues (:mod:`~.saliency`, docs/pseudo_labels.md).
+#: The per-map threshold rules of ``pseudo_cfg.threshold`` (eq. 9 with one ``t'`` per class
+#: map): the learned threshold, or Otsu's split of the map.
+MAP_THRESHOLDS = ('adaptive', 'otsu')
+
 PSEUDO_CFG_DEFAULTS: Dict[str, Any] = dict(
     scales=(1.0, 0.5, 1.5, 2.0),
     flip=True,
@@ -118,28 +126,30 @@ def resolve_pseudo_cfg(cfg: Optional[dict] = None) -> dict:
 
     Returns:
         dict: a complete, validated copy; ``normalize_cam`` resolved to a bool, ``threshold``
-        either ``'adaptive'`` or a float, ``scales`` a tuple of floats.
+        one of :data:`MAP_THRESHOLDS` or a float, ``scales`` a tuple of floats.
     """
     out = _merge(PSEUDO_CFG_DEFAULTS, dict(cfg or {}), '')
     thr = out['threshold']
-    if isinstance(thr, str) and thr != 'adaptive':
+    if isinstance(thr, str) and thr not in MAP_THRESHOLDS:
         try:
             thr = float(thr)
         except ValueError:
-            raise ValueError(f'threshold must be "adaptive" or a float, got {thr!r}') from None
-    if thr != 'adaptive':
+            raise ValueError(f'threshold must be one of {MAP_THRESHOLDS} or a float, got '
+                             f'{thr!r}') from None
+    per_map = thr in MAP_THRESHOLDS
+    if not per_map:
         if not isinstance(thr, Number) or not 0.0 <= float(thr) < 1.0:
             raise ValueError(f'a fixed background threshold must be in [0, 1), got {thr!r}')
         thr = float(thr)
     out['threshold'] = thr
     if out['normalize_cam'] is None:
-        out['normalize_cam'] = thr != 'adaptive'
-    elif out['normalize_cam'] and thr == 'adaptive':
-        raise ValueError('normalize_cam=True cannot be combined with threshold="adaptive": '
-                         'the mapped threshold t\' is defined on the raw probabilities')
+        out['normalize_cam'] = not per_map
+    elif out['normalize_cam'] and per_map:
+        raise ValueError(f'normalize_cam=True cannot be combined with threshold="{thr}": '
+                         'its per-map thresholds are defined on the raw probabilities')
     out['normalize_cam'] = bool(out['normalize_cam'])
     if out['fusion'] is None:
-        out['fusion'] = 'probs' if thr == 'adaptive' else 'logits'
+        out['fusion'] = 'probs' if per_map else 'logits'
     if out['fusion'] not in FUSIONS:
         raise ValueError(f'fusion must be one of {FUSIONS} or None, got {out["fusion"]!r}')
     if out['fusion'] == 'probs' and out['normalize_cam']:

@@ -32,6 +32,7 @@ import torch
 
 from ..models import labelling
 from ..utils.io import IGNORE_INDEX
+from .pseudo_cfg import MAP_THRESHOLDS
 
 #: Keys of ``pseudo_cfg.saliency`` (None = off) and their defaults.
 #:
@@ -154,16 +155,13 @@ def class_scores(logits: torch.Tensor, thr: Any, pcfg: dict) -> Tuple[torch.Tens
 
     Returns:
         tuple: ``(maps [K, H, W], thresholds [K])``: probabilities against ``t'``
-        (adaptive), else the CAM (``normalize_cam``) or the probability against the fixed
+        (adaptive) or Otsu's split of each map (otsu), else the CAM (``normalize_cam``) or the probability against the fixed
         threshold; ``saliency.class_threshold`` replaces the thresholds when set.
     """
     num = logits.shape[0]
-    if pcfg['threshold'] == 'adaptive':
+    if pcfg['threshold'] in MAP_THRESHOLDS:
         maps = logits.sigmoid()
-        if thr is None:
-            raise ValueError('threshold="adaptive" needs a model with a threshold branch; '
-                             'use a fixed background threshold for this model')
-        thresholds = torch.as_tensor(np.asarray(thr, np.float32)).reshape(-1)
+        thresholds = labelling.per_map_thresholds(maps, thr, pcfg['threshold'])
     else:
         maps = labelling.cam_from_logits(logits) if pcfg['normalize_cam'] else logits.sigmoid()
         thresholds = torch.full((num, ), float(pcfg['threshold']))

@@ -7,6 +7,7 @@ pseudo-label export, its tools and the Q-update hook) both call these, so traini
 evaluation and pseudo-label export label pixels identically:
 
 * the threshold mapping ``t' = sigmoid(logit(t) / s)``: :func:`map_threshold`;
+* the per-map thresholds of eq. 9, learned or Otsu's split: :func:`per_map_thresholds`;
 * eq. 9 with per-class thresholds: :func:`eq9_scores`, :func:`label_eq9`;
 * the fixed background threshold on CAMs (max-normalised ReLU of the logits) or on
   probabilities: :func:`cam_from_logits`, :func:`fixed_threshold_maps`, :func:`cam_scores`,
@@ -23,6 +24,7 @@ import torch
 from torch import Tensor
 
 from ..utils.io import IGNORE_INDEX
+from .losses.otsu import otsu_threshold
 
 # Score given to classes outside the image label set: below any ``p - t'`` (>= -1) and below
 # the background score 0, so such classes can never be chosen.
@@ -58,6 +60,31 @@ def map_threshold(thr: Tensor,
     if not torch.is_tensor(scale):
         scale = torch.as_tensor(scale, dtype=logit.dtype, device=logit.device)
     return torch.sigmoid(logit / scale.to(logit))
+
+
+def per_map_thresholds(probs: Tensor, thr, rule: str) -> Tensor:
+    """The ``t'`` of each class map for eq. 9 under a per-map threshold rule.
+
+    Args:
+        probs (Tensor): ``[K, H, W]`` unscaled probabilities ``sigmoid(x)`` of the image's
+            classes (fused over the passes, before dCRF).
+        thr: ``[K]`` mapped thresholds of the threshold branch (``'adaptive'``); ignored
+            by ``'otsu'``, may be None there.
+        rule (str): ``'adaptive'`` (the learned ``t'``) or ``'otsu'`` (Otsu's split of each
+            map's probabilities over ``[0, 1]``, :func:`~.losses.otsu_threshold`).
+
+    Returns:
+        Tensor: float32 ``[K]`` thresholds.
+    """
+    if rule == 'otsu':
+        return otsu_threshold(probs[None].float())[0]
+    if rule != 'adaptive':
+        raise ValueError(f'unknown per-map threshold rule {rule!r}')
+    if thr is None:
+        raise ValueError('threshold="adaptive" needs a model with a threshold branch; '
+                         'use threshold="otsu" or a fixed background threshold for this '
+                         'model')
+    return torch.as_tensor(thr, dtype=torch.float32).reshape(-1)
 
 
 def _per_class(value: Tensor, num_classes: int, name: str) -> Tensor:

@@ -87,3 +87,31 @@ def test_pseudo_label_from_maps_crf_and_unsure():
     cam = resolve_pseudo_cfg(dict(threshold=0.6, crf=dict(unary='probs')))
     out = pseudo_label_from_maps(img, probs, None, pos, cam)
     assert (out[:, :8] == 2).all() and (out[:, 13:] == 5).all()
+
+
+def test_pseudo_label_from_maps_otsu_threshold():
+    """threshold='otsu': each class map's t' is Otsu's split of its probabilities, so the
+    learned thresholds are ignored (None is fine). Class 1: p 0.9 on 8 columns, 0.2
+    elsewhere (split between the groups); class 4: p 0.7 on 4 columns, 0.6 on 2, 0.01
+    elsewhere (the 0.6 columns go with 0.7, the split is between 0.01 and 0.6). A fixed
+    t' = 0.65 would have left the 0.6 columns to the background."""
+    img = np.zeros((4, 20, 3), np.uint8)
+    probs = np.full((2, 4, 20), 0.2, np.float32)
+    probs[0, :, :8] = 0.9
+    probs[1] = 0.01
+    probs[1, :, 14:18] = 0.7
+    probs[1, :, 12:14] = 0.6
+    logits = np.log(probs / (1 - probs))
+    pos = np.array([1, 4])
+    otsu = resolve_pseudo_cfg(dict(threshold='otsu', crf=dict(enabled=False)))
+    expected = np.zeros((4, 20), np.uint8)
+    expected[:, :8], expected[:, 12:18] = 2, 5
+    np.testing.assert_array_equal(pseudo_label_from_maps(img, logits, None, pos, otsu),
+                                  expected)
+    np.testing.assert_array_equal(
+        pseudo_label_from_maps(img, logits, np.array([0.99, 0.99]), pos, otsu), expected)
+    learned = resolve_pseudo_cfg(dict(crf=dict(enabled=False)))
+    fixed = pseudo_label_from_maps(img, logits, np.array([0.5, 0.65]), pos, learned)
+    assert (fixed[:, 12:14] == 0).all()
+    with pytest.raises(ValueError, match='threshold="otsu"'):
+        pseudo_label_from_maps(img, logits, None, pos, learned)

@@ -37,3 +37,16 @@ def test_resolve_cfg_fusion():
         resolve_pseudo_cfg(dict(fusion='mean'))
     with pytest.raises(ValueError, match='normalize_cam'):
         resolve_pseudo_cfg(dict(threshold=0.3, fusion='probs'))
+
+
+def test_resolve_cfg_otsu_threshold():
+    """'otsu' is a per-map rule like 'adaptive': probabilities, probability fusion, no CAM
+    normalisation; other words are refused with the list of rules."""
+    cfg = resolve_pseudo_cfg(dict(threshold='otsu'))
+    assert cfg['threshold'] == 'otsu' and cfg['normalize_cam'] is False
+    assert cfg['fusion'] == 'probs'
+    with pytest.raises(ValueError, match='normalize_cam=True cannot be combined with '
+                       'threshold="otsu"'):
+        resolve_pseudo_cfg(dict(threshold='otsu', normalize_cam=True))
+    with pytest.raises(ValueError, match=r"\('adaptive', 'otsu'\) or a float, got 'otsu2'"):
+        resolve_pseudo_cfg(dict(threshold='otsu2'))

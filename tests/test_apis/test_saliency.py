@@ -75,6 +75,11 @@ def test_class_scores_adaptive_and_fixed():
     assert maps.tolist() == [[[1.0, 0.0]]] and thr.tolist() == pytest.approx([0.2])
     with pytest.raises(ValueError, match='threshold branch'):
         class_scores(logits, None, resolve_pseudo_cfg(dict(saliency=dict(dir='x'))))
+    # 'otsu': Otsu's split of each map's probabilities, no learned threshold needed.
+    two = torch.tensor([[[2.0, 2.0, -2.0, -2.0]]])
+    pcfg = resolve_pseudo_cfg(dict(threshold='otsu', saliency=dict(dir='x')))
+    maps, thr = class_scores(two, None, pcfg)
+    assert torch.allclose(maps, two.sigmoid()) and thr.tolist() == pytest.approx([0.5])
 
 
 def test_pseudo_label_from_maps_with_saliency_full_ids():

@@ -4,6 +4,7 @@
 Each case checks what a careful user expects: one line ``tool: error: ...`` naming the
 file or value, before any work, instead of a traceback from deep inside.
 """
+import glob
 import os
 import os.path as osp
 import shutil
@@ -169,6 +170,10 @@ def test_baseline_checkpoint_refuses_adaptive_threshold(tools, data_root, tmp_pa
     assert not osp.exists(tmp_path / 'out')
     assert _gen_pseudo(tools, data_root, base, tmp_path / 'out', '--threshold', '0.3',
                        config=BCE_CFG) == 0
+    # Otsu's per-map split needs no threshold branch either.
+    assert _gen_pseudo(tools, data_root, base, tmp_path / 'otsu', '--threshold', 'otsu',
+                       config=BCE_CFG) == 0
+    assert len(glob.glob(str(tmp_path / 'otsu' / '*.png'))) > 0
 
 
 @pytest.mark.parametrize('modes,refused', [
