@@ -12,13 +12,13 @@ import glob
 import json
 import os
 import os.path as osp
-import subprocess
 import sys
 
 import numpy as np
 from PIL import Image
 
 from mmseg_sbce.datasets.demo_data import generate_demo_dataset
+from process_group import run_group
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = 'configs/demo/sbce_demo.py'
@@ -50,10 +50,10 @@ def test_dist_train_runs_the_sbce_demo_config_on_two_cpu_processes(tmp_path):
         'default_hooks.logger.interval=1',
     ]
     env = dict(os.environ, PORT='29652', PYTHON=sys.executable, CUDA_VISIBLE_DEVICES='')
-    res = subprocess.run(
+    res = run_group(
         ['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', work, '--cfg-options',
          *options],
-        capture_output=True, text=True, env=env, timeout=900, cwd=ROOT)
+        env=env, timeout=900, cwd=ROOT)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-6000:]
     # two ranks, each labelling its half of the training set in both Q updates

@@ -3,7 +3,6 @@ import json
 import os
 import os.path as osp
 import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -14,6 +13,7 @@ from PIL import Image
 import mmseg_sbce  # noqa: F401
 from mmseg_sbce.apis.manifest import check_out_dir, file_sha256, identity_differences
 from mmseg_sbce.apis.pseudo_cfg import DEFAULT_PIPELINE, pseudo_dataset_cfg
+from process_group import run_group
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FAKES_DIR = osp.join(ROOT, 'tests', 'test_apis')
@@ -172,10 +172,10 @@ def test_dist_gen_pseudo_two_cpu_ranks(setup, tmp_path):
     env = dict(os.environ, PYTHON=sys.executable, PORT=str(29650 + os.getpid() % 200),
                PYTHONPATH=os.pathsep.join([FAKES_DIR, os.environ.get('PYTHONPATH', '')]))
     env.pop('CUDA_VISIBLE_DEVICES', None)
-    proc = subprocess.run(
+    proc = run_group(
         ['bash', osp.join(ROOT, 'tools', 'dist_gen_pseudo.sh'), setup['config'], setup['ckpt'],
          '2', '--out', str(out), '--workers', '1', '--no-progress'],
-        env=env, capture_output=True, text=True, timeout=120)
+        env=env, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert _pngs(out) == _pngs(single)
     for name in _pngs(single):

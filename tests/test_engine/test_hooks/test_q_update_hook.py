@@ -5,7 +5,6 @@ import copy
 import os
 import os.path as osp
 import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -16,6 +15,7 @@ from PIL import Image
 
 from mmseg_sbce.apis import generate_pseudo_labels
 from mmseg_sbce.engine.hooks.phase_switch_hook import unwrap
+from process_group import run_group
 from sbce_run import (PSEUDO_CFG, REPO, SCHEDULE, copy_run_until,  # noqa: E402
                       make_cfg, read_store, run)
 
@@ -93,9 +93,9 @@ def test_two_process_gloo_q_equals_one_process(data_root, tmp_path):
         cfg_file.write_text('\n'.join(f'{k} = {v!r}' for k, v in cfg.items()))
         env = dict(os.environ, PORT=str(29630 + world), PYTHON=sys.executable,
                    CUDA_VISIBLE_DEVICES='')
-        res = subprocess.run(
+        res = run_group(
             ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), str(cfg_file), str(world)],
-            capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
+            env=env, timeout=600, cwd=REPO)
         assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
         qcfg[world] = read_store(osp.join(cfg['work_dir'], 'q', 'phase_1'))
     assert len(qcfg[1]) == 12 and qcfg[1].keys() == qcfg[2].keys()
