@@ -2,7 +2,6 @@
 """``benchmarks/bench_dataloader.py``: its ``--config`` path on tiny generated layouts (the
 shipped VOC SBCE loader with its Q store, the demo loader against its step) prints every
 table row, and the generated COCO layout is what the COCO recipe's train set reads."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -12,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+from benchmark_loader import load_benchmark
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SCRIPT = osp.join(ROOT, 'benchmarks', 'bench_dataloader.py')
@@ -19,10 +19,7 @@ SCRIPT = osp.join(ROOT, 'benchmarks', 'bench_dataloader.py')
 
 @pytest.fixture(scope='module')
 def bench():
-    spec = importlib.util.spec_from_file_location('_bench_dataloader', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark('bench_dataloader')
 
 
 def _run(*args):

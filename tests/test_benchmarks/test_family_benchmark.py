@@ -1,24 +1,19 @@
 # Copyright (c) mmseg-sbce contributors.
 """``benchmarks/family_benchmark.py``: the tables it builds from finished pipeline runs
 (reports written here by hand, so every cell is known)."""
-import importlib.util
 import json
 import os
 import os.path as osp
 
 import numpy as np
 import pytest
+from benchmark_loader import load_benchmark
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @pytest.fixture(scope='module')
 def bench():
-    spec = importlib.util.spec_from_file_location(
-        '_bench_family', osp.join(ROOT, 'benchmarks', 'family_benchmark.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark('family_benchmark')
 
 
 def _cm(gt_fg, pred_fg, total=100):

@@ -1,6 +1,5 @@
 # Copyright (c) mmseg-sbce contributors.
 """``benchmarks/threshold_rules.py`` on hand-made maps whose every cell is known."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -10,17 +9,13 @@ import pytest
 from PIL import Image
 
 from mmseg_sbce.apis.label_io import save_maps_npz
+from benchmark_loader import load_benchmark
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @pytest.fixture(scope='module')
 def bench():
-    spec = importlib.util.spec_from_file_location(
-        '_bench_threshold_rules', osp.join(ROOT, 'benchmarks', 'threshold_rules.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark('threshold_rules')
 
 
 def _make_run(tmp_path, learned_second):
