@@ -155,8 +155,9 @@ def class_scores(logits: torch.Tensor, thr: Any, pcfg: dict) -> Tuple[torch.Tens
 
     Returns:
         tuple: ``(maps [K, H, W], thresholds [K])``: probabilities against ``t'``
-        (adaptive) or Otsu's split of each map (otsu), else the CAM (``normalize_cam``) or the probability against the fixed
-        threshold; ``saliency.class_threshold`` replaces the thresholds when set.
+        (adaptive) or Otsu's split of each map (otsu), else the CAM (``normalize_cam``) or
+        the probability against the fixed threshold; ``saliency.class_threshold``
+        replaces the thresholds when set.
     """
     num = logits.shape[0]
     if pcfg['threshold'] in MAP_THRESHOLDS:
