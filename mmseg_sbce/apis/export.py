@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from mmengine.logging import print_log
 
-from ..utils.parallel import default_workers, fork_pool, unwrap_model
+from ..utils.parallel import default_workers, unwrap_model, worker_pool
 from .inference import EvalMode, device_of, infer_maps, num_classes_of
 from .label_io import is_complete_output, load_saved_maps, output_paths, remove_export_files
 from .label_maps import positive_classes
@@ -204,7 +204,7 @@ def generate_pseudo_labels(model: torch.nn.Module,
             bar.update()
 
     start = time.perf_counter()
-    pool = fork_pool(workers) if workers > 0 else None
+    pool = worker_pool(workers) if workers > 0 else None
     pending: deque = deque()
     # While the workers keep the cores busy, a multi-threaded CPU forward pass in this
     # process oversubscribes them (OpenMP threads wait on descheduled siblings: measured

@@ -30,7 +30,7 @@ import numpy as np
 # read_split is part of this module's interface (eval_pseudo reads the ids with it).
 from ..utils.io import (IGNORE_INDEX, check_not_symlink, read_label_png,  # noqa: F401
                         read_split, write_text_atomic)
-from ..utils.parallel import fork_pool
+from ..utils.parallel import worker_pool
 
 VOC_CLASSES = ('background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car',
                'cat', 'chair', 'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person',
@@ -118,7 +118,7 @@ def _map(func, items: Sequence, workers: Optional[int]) -> Iterable:
 
 
 def _pool_imap(func, items, workers):
-    with fork_pool(workers) as pool:  # single-threaded workers: they run torch ops
+    with worker_pool(workers) as pool:  # single-threaded workers: they run torch ops
         yield from pool.imap_unordered(func, items, chunksize=max(1, len(items) //
                                                                    (workers * 8)))
 

@@ -5,7 +5,8 @@ from .compat import (allow_mmengine_checkpoint_globals, import_mmpretrain_transf
 from .errors import InputError, report_input_errors
 from .io import (IGNORE_INDEX, TEMP_SUFFIX, atomic_write, parse_split, read_label_png, read_split,
                  temp_path, write_json_atomic, write_text_atomic)
-from .parallel import default_workers, fork_pool, single_thread_worker, unwrap_model
+from .parallel import (default_workers, fork_pool, single_thread_worker, unwrap_model,
+                       worker_pool)
 from .runner_config import load_runner_config
 
 __all__ = [
@@ -13,5 +14,6 @@ __all__ = [
     'init_cpu_distributed', 'install_mmcv_ext_stub', 'load_runner_config',
     'make_config_cpu_safe', 'IGNORE_INDEX', 'TEMP_SUFFIX', 'atomic_write', 'parse_split', 'read_label_png',
     'read_split', 'temp_path', 'write_json_atomic', 'write_text_atomic', 'default_workers',
-    'fork_pool', 'single_thread_worker', 'unwrap_model', 'InputError', 'report_input_errors'
+    'fork_pool', 'single_thread_worker', 'unwrap_model', 'worker_pool', 'InputError',
+    'report_input_errors'
 ]
