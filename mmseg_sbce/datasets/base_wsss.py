@@ -13,6 +13,7 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 from PIL import Image
 
+from ..utils.errors import InputError
 from ..utils.io import parse_split
 from .cls_labels import labels_from_mask, load_cls_labels
 
@@ -84,7 +85,7 @@ class BaseWSSSDataset(BaseSegDataset):
                  seg_map_suffix: str = '.png',
                  **kwargs) -> None:
         if kwargs.get('reduce_zero_label', False):
-            raise ValueError(f'{type(self).__name__} keeps background as class 0: '
+            raise InputError(f'{type(self).__name__} keeps background as class 0: '
                              'reduce_zero_label must be False')
         self.label_file = label_file
         self.verify = verify
@@ -109,28 +110,28 @@ class BaseWSSSDataset(BaseSegDataset):
     def _check_metainfo(self) -> None:
         classes = self._metainfo.get('classes')
         if not classes or len(classes) < 2:
-            raise ValueError(f'{type(self).__name__} needs metainfo classes: background '
+            raise InputError(f'{type(self).__name__} needs metainfo classes: background '
                              f'first, then the foreground classes; got {classes!r}')
         if self.label_map is not None:
-            raise ValueError(
+            raise InputError(
                 f'{type(self).__name__} does not support selecting a subset of classes '
                 '(the image-level labels and the Q maps use the full class list)')
 
     # ------------------------------------------------------------------ loading
     def _read_split(self) -> List[str]:
         if not self.ann_file:
-            raise ValueError(f'{type(self).__name__} needs ann_file (a split file)')
+            raise InputError(f'{type(self).__name__} needs ann_file (a split file)')
         if not fileio.exists(self.ann_file, backend_args=self.backend_args):
             raise FileNotFoundError(f'split file {self.ann_file} not found')
         ids = parse_split(
             mmengine.list_from_file(self.ann_file, backend_args=self.backend_args))
         if not ids:
-            raise ValueError(f'split file {self.ann_file} lists no image ids')
+            raise InputError(f'split file {self.ann_file} lists no image ids')
         return ids
 
     def _labels_from_masks(self, ids: List[str], ann_dir: Optional[str]) -> Dict:
         if ann_dir is None:
-            raise ValueError(
+            raise InputError(
                 f'{type(self).__name__}: no label_file and no mask directory '
                 '(data_prefix seg_map_path): image-level labels need one of them')
         labels = {}
@@ -151,7 +152,7 @@ class BaseWSSSDataset(BaseSegDataset):
             labels_from_mask(mask, self.num_classes, self.ignore_index,
                              name=f'mask {seg_map_path}')
             if mask.shape[:2] != img.shape[:2]:
-                raise ValueError(f'mask {seg_map_path} has size {mask.shape[:2]} but '
+                raise InputError(f'mask {seg_map_path} has size {mask.shape[:2]} but '
                                  f'image {img_path} has size {img.shape[:2]}')
 
     def load_data_list(self) -> List[dict]:
@@ -164,7 +165,7 @@ class BaseWSSSDataset(BaseSegDataset):
         ids = self._read_split()
         img_dir = self.data_prefix.get('img_path', None)
         if img_dir is None:
-            raise ValueError(f'{type(self).__name__} needs data_prefix img_path')
+            raise InputError(f'{type(self).__name__} needs data_prefix img_path')
         ann_dir = self.data_prefix.get('seg_map_path', None)
 
         for img_id in ids:
@@ -178,7 +179,7 @@ class BaseWSSSDataset(BaseSegDataset):
             all_labels = load_cls_labels(self.label_file, self.num_classes)
             missing = [i for i in ids if i not in all_labels]
             if missing:
-                raise ValueError(
+                raise InputError(
                     f'label file {self.label_file} has no entry for {len(missing)} ids of '
                     f'{self.ann_file}, e.g. {missing[:3]}')
         else:
@@ -212,7 +213,7 @@ class BaseWSSSDataset(BaseSegDataset):
                 logger='current',
                 level=logging.WARNING)
         if not data_list:
-            raise ValueError(f'no image of {self.ann_file} has a foreground class')
+            raise InputError(f'no image of {self.ann_file} has a foreground class')
         return data_list
 
     def get_data_info(self, idx: int) -> dict:

@@ -18,6 +18,8 @@ from typing import Dict, List, Mapping, Sequence
 
 import numpy as np
 
+from ..utils.errors import InputError
+
 
 def load_cls_labels(path: str, num_classes: int) -> Dict[str, List[int]]:
     """Read and validate a label file.
@@ -35,19 +37,19 @@ def load_cls_labels(path: str, num_classes: int) -> Dict[str, List[int]]:
     except FileNotFoundError:
         raise FileNotFoundError(f'image-level label file {path} not found') from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f'image-level label file {path} is not valid JSON: {e}') from None
+        raise InputError(f'image-level label file {path} is not valid JSON: {e}') from None
     if not isinstance(raw, dict):
-        raise ValueError(f'image-level label file {path} must hold a JSON object '
+        raise InputError(f'image-level label file {path} must hold a JSON object '
                          f'(image id -> list of class ids), got {type(raw).__name__}')
     labels = {}
     for img_id, ids in raw.items():
         if not isinstance(ids, list) or not all(
                 isinstance(c, int) and not isinstance(c, bool) for c in ids):
-            raise ValueError(f'{path}: labels of {img_id!r} must be a list of integers, '
+            raise InputError(f'{path}: labels of {img_id!r} must be a list of integers, '
                              f'got {ids!r}')
         bad = [c for c in ids if not 1 <= c <= num_classes]
         if bad:
-            raise ValueError(f'{path}: image {img_id!r} lists class ids {bad} outside '
+            raise InputError(f'{path}: image {img_id!r} lists class ids {bad} outside '
                              f'1..{num_classes} (0 = background and 255 = ignore are '
                              'never listed)')
         labels[img_id] = sorted(set(ids))
@@ -83,11 +85,11 @@ def labels_from_mask(mask: np.ndarray, num_classes: int, ignore_index: int = 255
         list[int]: Sorted class ids present, background and ignore excluded.
     """
     if mask.ndim != 2:
-        raise ValueError(f'{name}: expected a single-channel label map, got shape '
+        raise InputError(f'{name}: expected a single-channel label map, got shape '
                          f'{mask.shape} (an RGB-coloured mask instead of palette indices?)')
     values = np.unique(mask)
     bad = [int(v) for v in values if not (0 <= v <= num_classes or v == ignore_index)]
     if bad:
-        raise ValueError(f'{name}: values {bad[:10]} are not class ids (expected 0 '
+        raise InputError(f'{name}: values {bad[:10]} are not class ids (expected 0 '
                          f'background, 1..{num_classes} or {ignore_index} ignore)')
     return [int(v) for v in values if 1 <= v <= num_classes]

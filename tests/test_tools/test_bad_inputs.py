@@ -319,3 +319,27 @@ def test_bad_class_names_in_a_config_file_name_the_file(tools, ckpt, tmp_path):
         _one_line_error(exc_info, tool, f"{bad}: class_names repeats a name: "
                         "['cat', 'dog', 'cat']")
     assert not osp.exists(tmp_path / 'w') and not osp.exists(tmp_path / 'out')
+
+
+# ------------------------------------------------------ bad image-level label file
+@pytest.mark.parametrize('content,needle', [
+    ('{"train_00000": [1, ', 'is not valid JSON'),
+    ('{"train_00000": [1, 99]}', 'outside'),
+])
+def test_bad_cls_label_file(tools, data_root, ckpt, tmp_path, content, needle):
+    """A broken ``cls_labels.json`` (the user's own labels) is one line naming the file,
+    from every tool that reads the data set, before any work."""
+    root = str(tmp_path / 'data')
+    shutil.copytree(data_root, root)
+    label_file = osp.join(root, 'cls_labels.json')
+    with open(label_file, 'w') as f:
+        f.write(content)
+    for tool in ('gen_pseudo', 'train'):
+        with pytest.raises(SystemExit) as exc_info:
+            if tool == 'gen_pseudo':
+                _gen_pseudo(tools, root, ckpt, tmp_path / 'out')
+            else:
+                tools['train'].main([SBCE_CFG, '--work-dir', str(tmp_path / 'w'),
+                                     '--cfg-options', *_data_options(root)])
+        _one_line_error(exc_info, tool, label_file, needle)
+    assert not osp.exists(tmp_path / 'out') and not osp.exists(tmp_path / 'w' / 'q')
