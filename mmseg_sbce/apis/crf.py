@@ -7,8 +7,9 @@ published values (3 and 40, the reference code's) were chosen for PASCAL VOC ima
 and merges neighbouring objects and their surroundings. With ``size_reference=(W0, H0)``
 (e.g. VOC's ``(500, 375)``) the widths are given at that size and scaled by
 ``sqrt(H * W / (W0 * H0))`` for each image, so that they cover the same share of any image;
-at that size they are the published values. ``size_reference=None`` (the default) uses them
-as absolute pixels (the reference code's behaviour at every size).
+at that size they are the published values. That is the default, with VOC's size as the
+reference; ``size_reference=None`` uses them as absolute pixels (the reference code's
+behaviour at every size).
 """
 import math
 from typing import Optional, Tuple

@@ -70,11 +70,11 @@ AMP_DTYPES = {'bf16': 'bfloat16', 'fp16': 'float16'}
 #:   on the eq. 9 / CAM label map, ``gt_prob``) or ``'probs'`` (``unary_from_softmax`` on
 #:   ``softmax([0, S_1..S_K] / prob_temperature)``, which keeps the argmax of the labelling);
 #:   ``gaussian`` / ``bilateral`` kernel parameters; ``iterations``; ``size_reference``:
-#:   ``None`` (default): ``sxy`` in absolute pixels (the reference code's behaviour);
-#:   ``(W0, H0)``, e.g. VOC's ``(500, 375)``: the kernels' ``sxy`` are given at that size and
-#:   each image scales them by ``sqrt(H * W / (W0 * H0))``, so that they cover the same share
-#:   of a 128-pixel image as of a VOC photo. Not the default yet: measured on one family
-#:   member only (docs/results.md). See :mod:`~.crf`.
+#:   ``(W0, H0)``, by default VOC's ``(500, 375)``: the kernels' ``sxy`` are given at that
+#:   size and each image scales them by ``sqrt(H * W / (W0 * H0))``, so that they cover the
+#:   same share of a 128-pixel image as of a VOC photo (unchanged at VOC's size); ``None``:
+#:   ``sxy`` in absolute pixels at every size (the reference code's behaviour). See
+#:   :mod:`~.crf` and docs/results.md for what it changed on the generated data sets.
 #: * ``saliency``: ``None`` (off) or a dict of
 #:   :data:`~.saliency.SALIENCY_CFG_DEFAULTS` (``dir`` required): label with the user's
 #:   saliency maps as background cues (:mod:`~.saliency`, docs/pseudo_labels.md).
@@ -101,7 +101,7 @@ PSEUDO_CFG_DEFAULTS: Dict[str, Any] = dict(
         gaussian=dict(sxy=3, compat=3),
         bilateral=dict(sxy=40, srgb=5, compat=10),
         iterations=10,
-        size_reference=None),
+        size_reference=(500, 375)),
 )
 
 

@@ -39,8 +39,9 @@ def test_kernel_widths_scale_with_the_image_size():
     assert kernel_widths(crf, 128, 128) == pytest.approx((0.886810, 11.824134), abs=1e-6)
     # COCO's 640 x 480: 1.28x the reference side.
     assert kernel_widths(crf, 480, 640) == pytest.approx((3.84, 51.2))
-    # Off (the default): absolute pixels at every size (the reference code's behaviour).
-    assert resolve_pseudo_cfg()['crf']['size_reference'] is None
+    # The default: VOC's size is the reference.
+    assert resolve_pseudo_cfg()['crf']['size_reference'] == (500.0, 375.0)
+    # Off: absolute pixels at every size (the reference code's behaviour).
     off = resolve_pseudo_cfg(dict(crf=dict(size_reference=None)))['crf']
     assert kernel_widths(off, 128, 128) == (3, 40)
     own = resolve_pseudo_cfg(dict(crf=dict(size_reference=[128, 128])))['crf']
@@ -56,8 +57,8 @@ def test_bad_size_reference_is_refused(bad):
 
 
 def test_dense_crf_scales_the_kernels():
-    """With size_reference a small image gets the scaled widths, which label it differently
-    from the absolute ones; the default (None) gives the absolute ones."""
+    """With size_reference (the default's VOC size) a small image gets the scaled widths,
+    which label it differently from the absolute ones (size_reference=None)."""
     from pydensecrf.utils import unary_from_labels
     img, labels = _crf_inputs(seed=3, size=(48, 64))
     unary = unary_from_labels(labels, 3, gt_prob=0.7, zero_unsure=False)
@@ -69,13 +70,18 @@ def test_dense_crf_scales_the_kernels():
         scaled, _bare_crf(img, unary, 3, gaussian_sxy=3 * factor, bilateral_sxy=40 * factor))
     absolute = _bare_crf(img, unary, 3)
     assert (scaled != absolute).any()
-    np.testing.assert_array_equal(dense_crf(img, labels, 3), absolute)
+    np.testing.assert_array_equal(dense_crf(img, labels, 3), scaled)
+    params['size_reference'] = None
+    np.testing.assert_array_equal(dense_crf(img, labels, 3, params), absolute)
 
 
 def test_dense_crf_equals_bare_pydensecrf():
+    """The published parameters in absolute pixels (size_reference=None, the released code)
+    are exactly bare pydensecrf."""
     from pydensecrf.utils import unary_from_labels, unary_from_softmax
     img, labels = _crf_inputs()
-    ours = dense_crf(img, labels, 3)
+    absolute = resolve_pseudo_cfg(dict(crf=dict(size_reference=None)))['crf']
+    ours = dense_crf(img, labels, 3, absolute)
     bare = _bare_crf(img, unary_from_labels(labels, 3, gt_prob=0.7, zero_unsure=False), 3)
     np.testing.assert_array_equal(ours, bare)
     assert ours.shape == labels.shape
@@ -83,12 +89,12 @@ def test_dense_crf_equals_bare_pydensecrf():
     rng = np.random.default_rng(1)
     probs = rng.random((3, ) + labels.shape).astype(np.float32)
     probs /= probs.sum(0, keepdims=True)
-    np.testing.assert_array_equal(dense_crf(img, probs, 3),
+    np.testing.assert_array_equal(dense_crf(img, probs, 3, absolute),
                                   _bare_crf(img, unary_from_softmax(probs), 3))
     # 255 -> uniform unary: pydensecrf's own "zero = unsure" convention on shifted labels.
     unsure = labels.copy()
     unsure[5:10, 5:20] = 255
     shifted = np.where(unsure == 255, 0, unsure.astype(np.int64) + 1)
     np.testing.assert_array_equal(
-        dense_crf(img, unsure, 3),
+        dense_crf(img, unsure, 3, absolute),
         _bare_crf(img, unary_from_labels(shifted, 3, gt_prob=0.7, zero_unsure=True), 3))
