@@ -1,19 +1,27 @@
 # Copyright (c) mmseg-sbce contributors.
 """The one recipe on every member of the generated data-set family, over training seeds.
 
-For every member (``benchmarks/datasets/*.json``) and every seed, the data set is generated
-(once per member; the member's own data seed) and the whole pipeline runs with the demo's
-configs, unchanged except the class names the member's generator wrote and
-``randomness.seed`` (``tools/run_pipeline.py``; nothing is tuned per member). Then one table
+For every member (``benchmarks/datasets/*.json``, and ``demo``: the demo data set the
+recipe was developed on, ``tools/gen_demo_data.py`` with its own defaults) and every seed,
+the data set is generated (once per member; the member's own data seed) and the whole
+pipeline runs with the demo's configs, unchanged except the class names the member's
+generator wrote and ``randomness.seed`` (``tools/run_pipeline.py``; nothing is tuned per
+member). Then one table
 per member: mean over the seeds and spread (max - min) of the four pseudo-label columns for
 the baseline and each SBCE phase, the foreground fraction of the labels against the ground
 truth's, and DeepLab's val mIoU.
 
     python benchmarks/family_benchmark.py run [--members NAME ...] [--seeds 0 1 2]
         [--work-dir work_dirs/family] [--data-dir data/family] [--skip-deeplab]
-        [--pipeline-options ...]
+        [--pipeline-options ...] [--sbce-options ...] [--baselines-from WORK_DIR]
     python benchmarks/family_benchmark.py table [--members ...] [--seeds ...]
         [--work-dir work_dirs/family] [--out FILE.md]
+
+An ablation of the SBCE stage alone (``--sbce-options``, e.g. another threshold rule) can
+start from the finished baselines of another work dir (``--baselines-from``): the BCE
+baseline, its initial Q and its scored CAMs are copied, so both runs share them exactly.
+Every run records its options in ``family_run.json``; a work dir made with other options is
+refused, as is a baseline made with other ``--pipeline-options``.
 
 ``run`` is resumable (every pipeline stage leaves a marker) and prints the tables at the end;
 ``table`` only reads finished runs (a seed still running is left out and said so). One member
@@ -24,6 +32,7 @@ import glob
 import json
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 from typing import Dict, List, Optional
@@ -36,27 +45,97 @@ CONFIGS = dict(baseline='configs/demo/bce_baseline_demo.py',
                sbce='configs/demo/sbce_demo.py',
                deeplab='configs/demo/deeplabv3plus_demo.py')
 COLUMNS = ('init', 'crf', 'best', 'best_crf')
+# The demo data set itself: the generator's defaults, no preset.
+DEMO = 'demo'
+RUN_RECORD = 'family_run.json'
+# What the BCE baseline stages leave in a run's work dir (tools/run_pipeline.py): copied by
+# --baselines-from, with their stage markers.
+BASELINE_STAGES = ('2_baseline', '3_initial_q')
+BASELINE_OUTPUTS = ('baseline', 'q_init', 'pseudo_baseline_nocrf')
 
 
 def member_names() -> List[str]:
     return sorted(osp.splitext(osp.basename(p))[0]
-                  for p in glob.glob(osp.join(PRESET_DIR, '*.json')))
+                  for p in glob.glob(osp.join(PRESET_DIR, '*.json'))) + [DEMO]
+
+
+def run_record(member: str, seed: int, args) -> Dict:
+    return dict(member=member, seed=seed, pipeline_options=list(args.pipeline_options),
+                sbce_options=list(args.sbce_options))
+
+
+def check_record(work: str, record: Dict) -> None:
+    """Write ``record`` into a new run dir, or check it against the one already there."""
+    path = osp.join(work, RUN_RECORD)
+    if osp.isfile(path):
+        with open(path) as f:
+            old = json.load(f)
+        if old != record:
+            raise SystemExit(f'{work} holds a run made with {old}, not {record}: give this '
+                             'run its own --work-dir')
+        return
+    os.makedirs(work, exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(record, f)
+
+
+def copy_baseline(source: str, work: str, record: Dict) -> None:
+    """Copy the finished baseline stages of the run in ``source`` into ``work``.
+
+    Refused when ``source`` is not finished that far or was made with other
+    ``--pipeline-options`` (which reach the baseline too); nothing is copied twice.
+    """
+    markers = osp.join(work, 'stages')
+    if all(osp.isfile(osp.join(markers, f'{s}.json')) for s in BASELINE_STAGES):
+        return
+    src_record = osp.join(source, RUN_RECORD)
+    if not osp.isfile(src_record):
+        raise SystemExit(f'--baselines-from: {source} has no {RUN_RECORD} (not a run of '
+                         'this script)')
+    with open(src_record) as f:
+        theirs = json.load(f)
+    for key in ('member', 'seed', 'pipeline_options'):
+        if theirs[key] != record[key]:
+            raise SystemExit(f'--baselines-from: {source} was made with {key} '
+                             f'{theirs[key]!r}, this run with {record[key]!r}')
+    for stage in BASELINE_STAGES:
+        if not osp.isfile(osp.join(source, 'stages', f'{stage}.json')):
+            raise SystemExit(f'--baselines-from: {source} has not finished stage {stage}')
+    os.makedirs(markers, exist_ok=True)
+    for name in BASELINE_OUTPUTS:
+        dst = osp.join(work, name)
+        if osp.isdir(dst):
+            shutil.rmtree(dst)  # a partial copy of an interrupted run
+        shutil.copytree(osp.join(source, name), dst)
+    for stage in BASELINE_STAGES:  # the markers last: they say the copy is complete
+        shutil.copy(osp.join(source, 'stages', f'{stage}.json'), markers)
+
+
+def generate(member: str, data: str) -> None:
+    cmd = [sys.executable, 'tools/gen_demo_data.py', data, '--no-progress']
+    if member != DEMO:
+        cmd += ['--preset', member]
+    subprocess.run(cmd, cwd=REPO, check=True)
 
 
 def run_member(member: str, seed: int, args) -> None:
     """Generate the member (once) and run the pipeline with training seed ``seed``."""
     data = osp.join(args.data_dir, member)
     if not osp.isfile(osp.join(data, 'meta.json')):
-        subprocess.run([sys.executable, 'tools/gen_demo_data.py', data, '--preset', member,
-                        '--no-progress'], cwd=REPO, check=True)
+        generate(member, data)
     with open(osp.join(data, 'meta.json')) as f:
         names = json.load(f)['classes'][1:]
+    work = osp.join(args.work_dir, member, f'seed{seed}')
+    record = run_record(member, seed, args)
+    check_record(work, record)
+    if args.baselines_from:
+        copy_baseline(osp.join(args.baselines_from, member, f'seed{seed}'), work, record)
     data_set = [f'class_names=[{",".join(names)}]', f'randomness.seed={seed}']
     cmd = [sys.executable, 'tools/run_pipeline.py', CONFIGS['baseline'], CONFIGS['sbce'],
-           CONFIGS['deeplab'], '--data-root', data,
-           '--work-dir', osp.join(args.work_dir, member, f'seed{seed}')]
+           CONFIGS['deeplab'], '--data-root', data, '--work-dir', work]
     for name in CONFIGS:
-        cmd += [f'--{name}-options', *data_set, *args.pipeline_options]
+        extra = args.sbce_options if name == 'sbce' else []
+        cmd += [f'--{name}-options', *data_set, *args.pipeline_options, *extra]
     if args.skip_deeplab:
         cmd.append('--skip-deeplab')
     print(f'\n[family] ===== {member}, seed {seed} =====', flush=True)
@@ -177,12 +256,24 @@ def parse_args(argv=None):
     parser.add_argument('--pipeline-options', nargs='+', default=[], metavar='KEY=VALUE',
                         help='--cfg-options given to every config (an ablation of the '
                         'recipe, the same on every member)')
+    parser.add_argument('--sbce-options', nargs='+', default=[], metavar='KEY=VALUE',
+                        help='--cfg-options of the SBCE config only (an ablation of the '
+                        'SBCE stage, e.g. pseudo_cfg.threshold=otsu '
+                        'custom_hooks.1.pseudo_cfg.threshold=otsu)')
+    parser.add_argument('--baselines-from', metavar='WORK_DIR',
+                        help='copy each run\'s finished BCE baseline and initial Q from '
+                        'this work dir of the script (same member, seed and '
+                        '--pipeline-options) instead of training them again')
     parser.add_argument('--out', help='also write the tables to this Markdown file')
     args = parser.parse_args(argv)
     unknown = set(args.members) - set(member_names())
     if unknown:
         parser.error(f'unknown members {sorted(unknown)}; known: {member_names()}')
     args.work_dir = osp.abspath(args.work_dir)
+    if args.baselines_from:
+        args.baselines_from = osp.abspath(args.baselines_from)
+        if args.baselines_from == args.work_dir:
+            parser.error('--baselines-from is this --work-dir')
     args.data_dir = osp.abspath(args.data_dir)
     return args
 

@@ -80,3 +80,98 @@ def test_unknown_member_is_refused(bench, capsys):
     with pytest.raises(SystemExit):
         bench.parse_args(['table', '--members', 'no_such_member'])
     assert 'unknown members' in capsys.readouterr().err
+
+
+def _args(bench, tmp_path, *extra):
+    return bench.parse_args(['run', '--work-dir', str(tmp_path / 'work'), '--data-dir',
+                             str(tmp_path / 'data'), *extra])
+
+
+def test_demo_is_a_member(bench, tmp_path, monkeypatch):
+    """``demo`` is generated with the generator's own defaults (no ``--preset``)."""
+    calls = []
+    monkeypatch.setattr(bench.subprocess, 'run', lambda cmd, **kw: calls.append(cmd))
+    args = _args(bench, tmp_path, '--members', 'demo', 'small_objects_256')
+    assert args.members == ['demo', 'small_objects_256']
+    bench.generate('demo', 'D')
+    bench.generate('small_objects_256', 'S')
+    assert '--preset' not in calls[0]
+    assert calls[1][-2:] == ['--preset', 'small_objects_256']
+
+
+def _fake_data(tmp_path, member):
+    data = tmp_path / 'data' / member
+    data.mkdir(parents=True)
+    (data / 'meta.json').write_text(json.dumps(dict(classes=['background', 'a', 'b'])))
+
+
+def test_run_member_gives_sbce_options_to_the_sbce_config_only(bench, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(bench.subprocess, 'run', lambda cmd, **kw: calls.append(cmd))
+    _fake_data(tmp_path, 'demo')
+    args = _args(bench, tmp_path, '--members', 'demo', '--pipeline-options', 'a=1',
+                 '--sbce-options', 'pseudo_cfg.threshold=otsu', '--skip-deeplab')
+    bench.run_member('demo', 3, args)
+    cmd = calls[-1]
+    groups = {}
+    for flag in ('--baseline-options', '--sbce-options', '--deeplab-options'):
+        start = cmd.index(flag) + 1
+        end = next((i for i in range(start, len(cmd)) if cmd[i].startswith('--')), len(cmd))
+        groups[flag] = cmd[start:end]
+    common = ['class_names=[a,b]', 'randomness.seed=3', 'a=1']
+    assert groups['--baseline-options'] == common == groups['--deeplab-options']
+    assert groups['--sbce-options'] == common + ['pseudo_cfg.threshold=otsu']
+    assert cmd[-1] == '--skip-deeplab'
+    record = json.loads((tmp_path / 'work' / 'demo' / 'seed3' / 'family_run.json').read_text())
+    assert record == dict(member='demo', seed=3, pipeline_options=['a=1'],
+                          sbce_options=['pseudo_cfg.threshold=otsu'])
+    # The same work dir with other options is refused, not mixed.
+    other = _args(bench, tmp_path, '--members', 'demo')
+    with pytest.raises(SystemExit, match='give this run its own --work-dir'):
+        bench.run_member('demo', 3, other)
+
+
+def _finished_baseline(bench, work, record, stages=('2_baseline', '3_initial_q')):
+    os.makedirs(osp.join(work, 'stages'))
+    for name in bench.BASELINE_OUTPUTS:
+        os.makedirs(osp.join(work, name))
+        with open(osp.join(work, name, 'x.txt'), 'w') as f:
+            f.write(name)
+    for stage in stages:
+        with open(osp.join(work, 'stages', f'{stage}.json'), 'w') as f:
+            json.dump(dict(seconds=1.0), f)
+    with open(osp.join(work, bench.RUN_RECORD), 'w') as f:
+        json.dump(record, f)
+
+
+def test_baselines_from_copies_the_finished_baseline(bench, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(bench.subprocess, 'run', lambda cmd, **kw: calls.append(cmd))
+    _fake_data(tmp_path, 'demo')
+    source = tmp_path / 'src'
+    _finished_baseline(bench, str(source / 'demo' / 'seed0'),
+                       dict(member='demo', seed=0, pipeline_options=[], sbce_options=[]))
+    args = _args(bench, tmp_path, '--members', 'demo', '--baselines-from', str(source),
+                 '--sbce-options', 'x=1')
+    bench.run_member('demo', 0, args)
+    work = tmp_path / 'work' / 'demo' / 'seed0'
+    for name in bench.BASELINE_OUTPUTS:
+        assert (work / name / 'x.txt').read_text() == name
+    assert sorted(os.listdir(work / 'stages')) == ['2_baseline.json', '3_initial_q.json']
+    assert len(calls) == 1  # the pipeline runs, and skips the copied stages itself
+
+    # A baseline made with other --pipeline-options is not this run's baseline.
+    args = _args(bench, tmp_path, '--members', 'demo', '--baselines-from', str(source),
+                 '--pipeline-options', 'a=1', '--work-dir', str(tmp_path / 'work2'))
+    with pytest.raises(SystemExit, match='pipeline_options'):
+        bench.run_member('demo', 0, args)
+    # Nor is one whose initial Q was never finished.
+    _finished_baseline(bench, str(source / 'demo' / 'seed1'),
+                       dict(member='demo', seed=1, pipeline_options=[], sbce_options=[]),
+                       stages=('2_baseline', ))
+    args = _args(bench, tmp_path, '--members', 'demo', '--baselines-from', str(source),
+                 '--work-dir', str(tmp_path / 'work3'))
+    with pytest.raises(SystemExit, match='has not finished stage 3_initial_q'):
+        bench.run_member('demo', 1, args)
+    with pytest.raises(SystemExit):
+        _args(bench, tmp_path, '--baselines-from', str(tmp_path / 'work'))
