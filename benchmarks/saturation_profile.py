@@ -1,0 +1,136 @@
+# Copyright (c) mmseg-sbce contributors.
+"""Which background pixels phase 1 cannot pull down: those the baseline left saturated.
+
+Spatial-BCE and the KL term act on ``p = sigmoid(s * x)``; their gradient with respect to
+the logit carries the factor ``p (1 - p)``, so a pixel whose starting logit is far in the
+saturated range barely moves, whichever way the loss points (and the percentile threshold
+of a map with more saturated pixels than its target fraction is itself at 1, where the
+Spatial-BCE gradient is 0 by construction). This script reads a pipeline run
+(``tools/run_pipeline.py``'s work dir) against the ground truth (it only measures) and
+reports, over every positive map of the first ``--limit`` images:
+
+- the share of the ground-truth background and of the class's own object whose baseline
+  logit is saturated at the SBCE phases' starting scale (``s * x > 4.6``, i.e.
+  ``p > 0.99``; ``s`` is ``model.decode_head.logit_scale_init`` of the run's SBCE config
+  unless ``--scale`` is given);
+- of those saturated background pixels, the share that phase 1's labels (eq. 9, no dCRF)
+  give to the class, and the same share for the rest of the background.
+
+    python benchmarks/saturation_profile.py RUN_DIR DATA_ROOT [RUN_DIR DATA_ROOT ...]
+        [--names NAME ...] [--scale S] [--limit N] [--out FILE.md]
+"""
+import argparse
+import glob
+import os.path as osp
+import sys
+from typing import Dict, Optional
+
+import numpy as np
+from PIL import Image
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from mmseg_sbce.apis.label_io import load_maps_npz  # noqa: E402
+
+#: ``p > 0.99``: ``p (1 - p) < 0.01``.
+SATURATED_LOGIT = 4.6
+COUNTS = ('background', 'background_sat', 'object', 'object_sat', 'sat_labelled',
+          'rest_labelled')
+
+
+def run_scale(run_dir: str) -> float:
+    """The starting logit scale of a run's SBCE stage, from the config it saved."""
+    from mmengine.config import Config
+    configs = sorted(glob.glob(osp.join(run_dir, 'sbce', '*.py')))
+    if not configs:
+        raise SystemExit(f'error: no SBCE config in {osp.join(run_dir, "sbce")}; give --scale')
+    return float(Config.fromfile(configs[0]).model.decode_head.logit_scale_init)
+
+
+def image_counts(logits: np.ndarray, classes: np.ndarray, gt: np.ndarray,
+                 labels: np.ndarray, scale: float) -> Dict[str, int]:
+    """The pixel counts of :data:`COUNTS` for one image's positive maps."""
+    out = dict.fromkeys(COUNTS, 0)
+    background = gt == 0
+    for k, c in enumerate(classes):
+        saturated = logits[k] * scale > SATURATED_LOGIT
+        obj = gt == int(c) + 1
+        labelled = labels == int(c) + 1
+        out['background'] += int(background.sum())
+        out['background_sat'] += int((background & saturated).sum())
+        out['object'] += int(obj.sum())
+        out['object_sat'] += int((obj & saturated).sum())
+        out['sat_labelled'] += int((background & saturated & labelled).sum())
+        out['rest_labelled'] += int((background & ~saturated & labelled).sum())
+    return out
+
+
+def measure(run_dir: str, data_root: str, scale: Optional[float] = None,
+            limit: Optional[int] = None) -> Dict[str, float]:
+    scale = run_scale(run_dir) if scale is None else scale
+    maps_dir = osp.join(run_dir, 'pseudo_baseline_nocrf')
+    labels_dir = osp.join(run_dir, 'pseudo_sbce_p1_nocrf')
+    files = sorted(glob.glob(osp.join(maps_dir, 'probs', '*.npz')))
+    if not files:
+        raise SystemExit(f'error: no saved maps in {osp.join(maps_dir, "probs")}')
+    sums = dict.fromkeys(COUNTS, 0)
+    for path in files[:limit]:
+        img_id = osp.splitext(osp.basename(path))[0]
+        paths = dict(gt=osp.join(data_root, 'SegmentationClass', img_id + '.png'),
+                     labels=osp.join(labels_dir, img_id + '.png'))
+        for what, p in paths.items():
+            if not osp.isfile(p):
+                raise SystemExit(f'error: no {what} for {img_id}: {p}')
+        logits, classes, _ = load_maps_npz(path)
+        counts = image_counts(logits, classes, np.array(Image.open(paths['gt'])),
+                              np.array(Image.open(paths['labels'])), scale)
+        for key in COUNTS:
+            sums[key] += counts[key]
+    rest = sums['background'] - sums['background_sat']
+    return dict(scale=scale,
+                background_sat=sums['background_sat'] / max(sums['background'], 1),
+                object_sat=sums['object_sat'] / max(sums['object'], 1),
+                sat_labelled=sums['sat_labelled'] / max(sums['background_sat'], 1),
+                rest_labelled=sums['rest_labelled'] / max(rest, 1))
+
+
+def table(results: Dict[str, Dict[str, float]]) -> str:
+    lines = ['| run | s | background saturated at the start | object saturated | '
+             'saturated background labelled as the class after phase 1 | '
+             'other background labelled as the class |',
+             '| --- | --- | --- | --- | --- | --- |']
+    for name, r in results.items():
+        lines.append(f'| {name} | {r["scale"]:g} | {100 * r["background_sat"]:.1f} % | '
+                     f'{100 * r["object_sat"]:.1f} % | {100 * r["sat_labelled"]:.0f} % | '
+                     f'{100 * r["rest_labelled"]:.1f} % |')
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('pairs', nargs='+', metavar='RUN_DIR DATA_ROOT')
+    parser.add_argument('--names', nargs='+', help='a row name for each pair')
+    parser.add_argument('--scale', type=float,
+                        help='starting logit scale (default: from the run\'s SBCE config)')
+    parser.add_argument('--limit', type=int, help='read only the first N images of each')
+    parser.add_argument('--out', help='also write the table to this Markdown file')
+    args = parser.parse_args(argv)
+    if len(args.pairs) % 2:
+        parser.error('give RUN_DIR DATA_ROOT pairs')
+    pairs = list(zip(args.pairs[::2], args.pairs[1::2]))
+    names = args.names or [run for run, _ in pairs]
+    if len(names) != len(pairs):
+        parser.error(f'--names gives {len(names)} names for {len(pairs)} pairs')
+    results = {name: measure(run, root, args.scale, args.limit)
+               for name, (run, root) in zip(names, pairs)}
+    text = table(results)
+    print(text)
+    if args.out:
+        with open(args.out, 'w') as f:
+            f.write(text + '\n')
+    return results
+
+
+if __name__ == '__main__':
+    main()
