@@ -17,13 +17,15 @@ model = dict(
     # A small plain CNN trained from scratch (no ImageNet weights on a CPU demo); output
     # stride 4 and a ~40 px receptive field, so the CAM must rely on local evidence.
     backbone=dict(_delete_=True, type='TinyCNN', channels=(32, 32, 64, 96, 96)),
-    # logit_scale_init: the Spatial-BCE phases start from this checkpoint, and this
-    # from-scratch GAP-BCE baseline ends with large object logits (an ImageNet ResNet's are
-    # far smaller), so the paper's s = 10 saturates sigmoid(s x) over whole objects and their
-    # surroundings. There both losses are dead: the gradient of R just below a saturated
-    # percentile threshold, and of the KL term, scale with p (1 - p); a far smaller s lets
-    # the background's p swamp the KL term. The values tried and their pseudo-label mIoU:
-    # docs/results.md ("logit scale"). Unused by the baseline itself ('bce' mode ignores it).
+    # logit_scale_init: the Spatial-BCE config inherits it and its phases start from it
+    # (PhaseSwitchHook loads the Spatial-BCE config's value in place of the baseline
+    # checkpoint's untrained scale). This from-scratch GAP-BCE baseline ends with large
+    # object logits (an ImageNet ResNet's are far smaller), so the paper's s = 10 saturates
+    # sigmoid(s x) over whole objects and their surroundings. There both losses are dead:
+    # the gradient of R just below a saturated percentile threshold, and of the KL term,
+    # scale with p (1 - p); a far smaller s lets the background's p swamp the KL term. The
+    # values tried and their pseudo-label mIoU: docs/results.md ("logit scale"). Unused by
+    # the baseline itself ('bce' mode ignores it).
     decode_head=dict(in_channels=96, num_classes={{_base_.num_classes}}, train_mode='bce',
                      logit_scale_init=0.4),
     test_cfg=dict(threshold=bg_threshold, normalize_cam=True))

@@ -39,6 +39,13 @@ class PhaseSwitchHook(Hook):
     threshold branch was never trained (``tools/gen_pseudo.py`` refuses
     ``--threshold adaptive`` for it).
 
+    Weights loaded with ``load_from`` (not a resume) from a run that never trained a
+    Spatial-BCE mode, i.e. the BCE baseline, whose checkpoint holds only the baseline
+    config's initial logit scale: the scale loaded is this config's
+    ``decode_head.logit_scale_init`` instead, so the value the Spatial-BCE config gives is
+    the one its phases start from. A scale trained by earlier Spatial-BCE phases, and
+    every resumed run, keep the checkpoint's.
+
     Args:
         schedule (dict | PhaseSchedule): the phase layout, the config's ``phase_schedule``
             (gamma, theta, bce_iters, phase_iters, num_phases; see :class:`PhaseSchedule`).
@@ -107,11 +114,25 @@ class PhaseSwitchHook(Hook):
             trained_modes=[m for m in TRAIN_MODES if m in self._trained_modes])
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        # Only a resumed run continues the record; load_from starts a new run whose own
-        # training is what its checkpoints describe.
+        # Called before the weights are copied into the model (mmengine), so the scale is
+        # replaced in the checkpoint's state dict.
+        record = (checkpoint.get('meta') or {}).get(SBCE_META_KEY) or {}
+        trained = set(record.get('trained_modes', []))
         if getattr(runner, '_resume', False):
-            record = (checkpoint.get('meta') or {}).get(SBCE_META_KEY) or {}
-            self._trained_modes.update(record.get('trained_modes', []))
+            # Only a resumed run continues the record; load_from starts a new run whose
+            # own training is what its checkpoints describe.
+            self._trained_modes.update(trained)
+            return
+        head = getattr(unwrap(runner.model), 'decode_head', None)
+        state = checkpoint.get('state_dict', checkpoint)
+        if not trained <= {'bce'} or not hasattr(head, 'initial_logit_scale_param'):
+            return
+        for key in [k for k in state if k.endswith('decode_head.T')]:
+            if state[key].shape == head.T.shape:
+                state[key] = head.initial_logit_scale_param()
+                runner.logger.info(
+                    f'{key}: logit scale set to logit_scale_init='
+                    f'{head.logit_scale_init:g} (the loaded checkpoint never trained it)')
 
     def _apply(self, runner, it: int) -> None:
         mode = self.schedule.mode(it)

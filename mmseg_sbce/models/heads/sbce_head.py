@@ -164,6 +164,7 @@ class SBCEHead(BaseModule):
         self.touch_idle_params = touch_idle_params
         self.ignore_index = ignore_index
         self.align_corners = align_corners
+        self.logit_scale_init = logit_scale_init
 
         self.dropout = nn.Dropout2d(dropout_ratio) if dropout_ratio > 0 else None
         if self.channels:
@@ -202,6 +203,12 @@ class SBCEHead(BaseModule):
     def logit_scale(self) -> Tensor:
         """Tensor: per-class logit scale ``exp(T)``, ``[C]``."""
         return self.T.exp()
+
+    def initial_logit_scale_param(self) -> Tensor:
+        """Tensor: ``T`` as ``logit_scale_init`` sets it, what a run that never trained
+        the scale should start from (:class:`~mmseg_sbce.engine.PhaseSwitchHook` puts it
+        in place of the scale of a BCE baseline's checkpoint)."""
+        return torch.full_like(self.T.detach(), math.log(self.logit_scale_init))
 
     # ------------------------------------------------------------------------ forward
     def _transform_inputs(self, inputs: Union[Tensor, Sequence[Tensor]]) -> Tensor:

@@ -95,3 +95,40 @@ def test_checkpoints_record_the_trained_modes(full_run):
         seen = {schedule.mode(i) for i in range(it)}
         expected = [m for m in ('bce', 'sbce-classifier', 'sbce-threshold') if m in seen]
         assert ckpt['meta']['sbce'] == dict(trained_modes=expected), it
+
+
+@pytest.mark.parametrize('it, resume, from_config', [
+    (4, False, True),    # the BCE phase only: its scale was never trained
+    (5, False, False),   # one Spatial-BCE iteration trained the scale: kept
+    (4, True, False),    # a resume restores the checkpoint as it was
+])
+def test_the_logit_scale_a_baseline_checkpoint_starts_from(full_run, data_root, tmp_path,
+                                                            it, resume, from_config):
+    """``load_from`` a checkpoint that never trained a Spatial-BCE mode starts the scale at
+    this config's ``logit_scale_init`` (the baseline's checkpoint holds only its own
+    config's initial value); a trained scale and every resume keep the checkpoint's."""
+    import math
+    import os.path as osp
+    import shutil
+
+    import torch
+    from mmengine.runner import Runner
+    cfg, _, _ = full_run
+    path = osp.join(cfg['work_dir'], f'iter_{it}.pth')
+    saved = torch.load(path, map_location='cpu', weights_only=False)['state_dict']
+    init_default_scope('mmseg')
+    new = make_cfg(data_root, str(tmp_path))
+    new['model']['decode_head']['logit_scale_init'] = 2.0
+    new.update(load_from=path, resume=resume)
+    if resume:  # a resume checks the Q store of the run it continues
+        shutil.copytree(osp.join(cfg['work_dir'], 'q'), osp.join(str(tmp_path), 'q'),
+                        symlinks=True)
+    runner = Runner.from_cfg(new)
+    runner.load_or_resume()
+    got = runner.model.decode_head.T.detach()
+    assert not torch.allclose(saved['decode_head.T'], torch.full_like(got, math.log(2.0)))
+    expected = torch.full_like(got, math.log(2.0)) if from_config else saved['decode_head.T']
+    torch.testing.assert_close(got, expected)
+    # every other weight is the checkpoint's
+    torch.testing.assert_close(runner.model.decode_head.conv_cls.weight.detach(),
+                               saved['decode_head.conv_cls.weight'])
