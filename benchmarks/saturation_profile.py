@@ -14,7 +14,8 @@ reports, over every positive map of the first ``--limit`` images:
   ``p > 0.99``; ``s`` is ``model.decode_head.logit_scale_init`` of the run's SBCE config
   unless ``--scale`` is given);
 - of those saturated background pixels, the share that phase 1's labels (eq. 9, no dCRF)
-  give to the class, and the same share for the rest of the background.
+  give to the class, and the same share for the rest of the background;
+- of all the background phase 1 gives to the class, the share that started saturated.
 
     python benchmarks/saturation_profile.py RUN_DIR DATA_ROOT [RUN_DIR DATA_ROOT ...]
         [--names NAME ...] [--scale S] [--limit N] [--out FILE.md]
@@ -88,7 +89,8 @@ def measure(run_dir: str, data_root: str, scale: Optional[float] = None,
         for key in COUNTS:
             sums[key] += counts[key]
     rest = sums['background'] - sums['background_sat']
-    return dict(scale=scale,
+    wrong = sums['sat_labelled'] + sums['rest_labelled']
+    return dict(scale=scale, wrong_from_sat=sums['sat_labelled'] / max(wrong, 1),
                 background_sat=sums['background_sat'] / max(sums['background'], 1),
                 object_sat=sums['object_sat'] / max(sums['object'], 1),
                 sat_labelled=sums['sat_labelled'] / max(sums['background_sat'], 1),
@@ -98,12 +100,14 @@ def measure(run_dir: str, data_root: str, scale: Optional[float] = None,
 def table(results: Dict[str, Dict[str, float]]) -> str:
     lines = ['| run | s | background saturated at the start | object saturated | '
              'saturated background labelled as the class after phase 1 | '
-             'other background labelled as the class |',
-             '| --- | --- | --- | --- | --- | --- |']
+             'other background labelled as the class | '
+             'background labelled as the class that started saturated |',
+             '| --- | --- | --- | --- | --- | --- | --- |']
     for name, r in results.items():
         lines.append(f'| {name} | {r["scale"]:g} | {100 * r["background_sat"]:.1f} % | '
                      f'{100 * r["object_sat"]:.1f} % | {100 * r["sat_labelled"]:.0f} % | '
-                     f'{100 * r["rest_labelled"]:.1f} % |')
+                     f'{100 * r["rest_labelled"]:.1f} % | '
+                     f'{100 * r["wrong_from_sat"]:.0f} % |')
     return '\n'.join(lines)
 
 

@@ -49,17 +49,19 @@ def test_counts_by_hand(bench, tmp_path):
     assert r['object_sat'] == pytest.approx(1)
     assert r['sat_labelled'] == pytest.approx(1)
     assert r['rest_labelled'] == pytest.approx(10 / 50)
+    assert r['wrong_from_sat'] == pytest.approx(10 / 20)
     # at s = 0.25 only the object (20 * 0.25 = 5) is saturated
     r = bench.measure(run, data, scale=0.25)
     assert r['background_sat'] == 0 and r['object_sat'] == pytest.approx(1)
     assert r['rest_labelled'] == pytest.approx(20 / 60)
+    assert r['wrong_from_sat'] == 0
 
 
 def test_main_writes_the_table_and_refuses_bad_input(bench, tmp_path):
     run, data = _make_run(tmp_path)
     out = tmp_path / 'sat.md'
     bench.main([run, data, '--names', 'r', '--out', str(out)])
-    assert '| r | 0.5 | 16.7 % | 100.0 % | 100 % | 20.0 % |' in out.read_text()
+    assert '| r | 0.5 | 16.7 % | 100.0 % | 100 % | 20.0 % | 50 % |' in out.read_text()
     with pytest.raises(SystemExit):
         bench.main([run])
     os.remove(os.path.join(run, 'pseudo_sbce_p1_nocrf', 'a.png'))
