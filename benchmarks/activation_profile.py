@@ -26,8 +26,6 @@ truth only measures; nothing here feeds training.
 ``WORK_DIR/pseudo_baseline_nocrf`` of ``tools/run_pipeline.py``); ``DATA_ROOT`` holds
 ``SegmentationClass/``.
 """
-import argparse
-import glob
 import os.path as osp
 import sys
 from typing import Dict, Optional
@@ -38,6 +36,7 @@ from PIL import Image
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from benchmarks.map_reports import report_main, saved_map_files  # noqa: E402
 from mmseg_sbce.apis.label_io import load_maps_npz  # noqa: E402
 
 
@@ -62,10 +61,7 @@ def map_stats(logits: np.ndarray, classes: np.ndarray, gt: np.ndarray,
 def profile(maps_dir: str, data_root: str, limit: Optional[int] = None,
             min_pixels: int = 10) -> Dict[str, float]:
     """The medians and quartiles of :func:`map_stats` over a run's saved maps."""
-    files = sorted(glob.glob(osp.join(maps_dir, 'probs', '*.npz')))
-    if not files:
-        raise SystemExit(f'error: no saved maps in {osp.join(maps_dir, "probs")} (export '
-                         'with tools/gen_pseudo.py --save-probs)')
+    files = saved_map_files(maps_dir)
     rows = []
     for path in files[:limit]:
         img_id = osp.splitext(osp.basename(path))[0]
@@ -96,26 +92,10 @@ def table(results: Dict[str, Dict[str, float]]) -> str:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('pairs', nargs='+', metavar='MAPS_DIR DATA_ROOT',
-                        help='pairs of a saved-maps export and its data root')
-    parser.add_argument('--limit', type=int, help='read only the first N images of each')
-    parser.add_argument('--min-pixels', type=int, default=10,
-                        help='skip maps whose class covers fewer ground-truth pixels')
-    parser.add_argument('--out', help='also write the table to this Markdown file')
-    args = parser.parse_args(argv)
-    if len(args.pairs) % 2:
-        parser.error('give MAPS_DIR DATA_ROOT pairs')
-    results = {}
-    for maps_dir, root in zip(args.pairs[::2], args.pairs[1::2]):
-        results[maps_dir] = profile(maps_dir, root, args.limit, args.min_pixels)
-    text = table(results)
-    print(text)
-    if args.out:
-        with open(args.out, 'w') as f:
-            f.write(text + '\n')
-    return results
-
+    return report_main(
+        argv, __doc__, 'MAPS_DIR DATA_ROOT',
+        lambda maps, root, args: profile(maps, root, args.limit, args.min_pixels),
+        table, min_pixels=True)
 
 if __name__ == '__main__':
     main()

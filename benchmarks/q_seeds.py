@@ -25,8 +25,6 @@ pseudo_baseline_nocrf`` or ``pseudo_sbce_pK_nocrf`` of ``tools/run_pipeline.py``
 ``Q_DIR`` a Q store (``WORK_DIR/q_init`` for phase 1, ``WORK_DIR/sbce/q/phase_K`` for
 phase ``K``), ``DATA_ROOT`` holds ``SegmentationClass/``.
 """
-import argparse
-import glob
 import os.path as osp
 import sys
 from typing import Dict, List, Optional
@@ -37,6 +35,7 @@ from PIL import Image
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from benchmarks.map_reports import report_main, saved_map_files  # noqa: E402
 from mmseg_sbce.apis.label_io import load_maps_npz  # noqa: E402
 
 IGNORE = 255
@@ -80,10 +79,7 @@ def image_counts(logits: np.ndarray, classes: np.ndarray, q: np.ndarray, gt: np.
 def measure(maps_dir: str, q_dir: str, data_root: str, limit: Optional[int] = None,
             min_pixels: int = 10) -> Dict[str, float]:
     """:func:`image_counts` over a run's saved maps, pooled."""
-    files = sorted(glob.glob(osp.join(maps_dir, 'probs', '*.npz')))
-    if not files:
-        raise SystemExit(f'error: no saved maps in {osp.join(maps_dir, "probs")} (export '
-                         'with tools/gen_pseudo.py --save-probs)')
+    files = saved_map_files(maps_dir)
     rows = []
     for path in files[:limit]:
         img_id = osp.splitext(osp.basename(path))[0]
@@ -121,31 +117,10 @@ def table(results: Dict[str, Dict[str, float]]) -> str:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('triples', nargs='+', metavar='MAPS_DIR Q_DIR DATA_ROOT',
-                        help='triples of a saved-maps export, the Q store of the phase that '
-                        'starts from it, and the data root')
-    parser.add_argument('--names', nargs='+', help='a row name for each triple')
-    parser.add_argument('--limit', type=int, help='read only the first N images of each')
-    parser.add_argument('--min-pixels', type=int, default=10,
-                        help='skip maps whose class covers fewer ground-truth pixels')
-    parser.add_argument('--out', help='also write the table to this Markdown file')
-    args = parser.parse_args(argv)
-    if len(args.triples) % 3:
-        parser.error('give MAPS_DIR Q_DIR DATA_ROOT triples')
-    triples = list(zip(args.triples[::3], args.triples[1::3], args.triples[2::3]))
-    names = args.names or [f'{m} + {q}' for m, q, _ in triples]
-    if len(names) != len(triples):
-        parser.error(f'--names gives {len(names)} names for {len(triples)} triples')
-    results = {name: measure(m, q, root, args.limit, args.min_pixels)
-               for name, (m, q, root) in zip(names, triples)}
-    text = table(results)
-    print(text)
-    if args.out:
-        with open(args.out, 'w') as f:
-            f.write(text + '\n')
-    return results
-
+    return report_main(
+        argv, __doc__, 'MAPS_DIR Q_DIR DATA_ROOT',
+        lambda maps, q, root, args: measure(maps, q, root, args.limit, args.min_pixels),
+        table, min_pixels=True)
 
 if __name__ == '__main__':
     main()

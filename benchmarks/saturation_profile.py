@@ -20,7 +20,6 @@ reports, over every positive map of the first ``--limit`` images:
     python benchmarks/saturation_profile.py RUN_DIR DATA_ROOT [RUN_DIR DATA_ROOT ...]
         [--names NAME ...] [--scale S] [--limit N] [--out FILE.md]
 """
-import argparse
 import glob
 import os.path as osp
 import sys
@@ -32,6 +31,7 @@ from PIL import Image
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from benchmarks.map_reports import report_main, saved_map_files  # noqa: E402
 from mmseg_sbce.apis.label_io import load_maps_npz  # noqa: E402
 
 #: ``p > 0.99``: ``p (1 - p) < 0.01``.
@@ -72,9 +72,7 @@ def measure(run_dir: str, data_root: str, scale: Optional[float] = None,
     scale = run_scale(run_dir) if scale is None else scale
     maps_dir = osp.join(run_dir, 'pseudo_baseline_nocrf')
     labels_dir = osp.join(run_dir, 'pseudo_sbce_p1_nocrf')
-    files = sorted(glob.glob(osp.join(maps_dir, 'probs', '*.npz')))
-    if not files:
-        raise SystemExit(f'error: no saved maps in {osp.join(maps_dir, "probs")}')
+    files = saved_map_files(maps_dir)
     sums = dict.fromkeys(COUNTS, 0)
     for path in files[:limit]:
         img_id = osp.splitext(osp.basename(path))[0]
@@ -112,29 +110,13 @@ def table(results: Dict[str, Dict[str, float]]) -> str:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('pairs', nargs='+', metavar='RUN_DIR DATA_ROOT')
-    parser.add_argument('--names', nargs='+', help='a row name for each pair')
-    parser.add_argument('--scale', type=float,
-                        help='starting logit scale (default: from the run\'s SBCE config)')
-    parser.add_argument('--limit', type=int, help='read only the first N images of each')
-    parser.add_argument('--out', help='also write the table to this Markdown file')
-    args = parser.parse_args(argv)
-    if len(args.pairs) % 2:
-        parser.error('give RUN_DIR DATA_ROOT pairs')
-    pairs = list(zip(args.pairs[::2], args.pairs[1::2]))
-    names = args.names or [run for run, _ in pairs]
-    if len(names) != len(pairs):
-        parser.error(f'--names gives {len(names)} names for {len(pairs)} pairs')
-    results = {name: measure(run, root, args.scale, args.limit)
-               for name, (run, root) in zip(names, pairs)}
-    text = table(results)
-    print(text)
-    if args.out:
-        with open(args.out, 'w') as f:
-            f.write(text + '\n')
-    return results
+    def add_arguments(parser):
+        parser.add_argument('--scale', type=float, help='starting logit scale (default: '
+                            "from the run's SBCE config)")
 
+    return report_main(argv, __doc__, 'RUN_DIR DATA_ROOT',
+                       lambda run, root, args: measure(run, root, args.scale, args.limit),
+                       table, add_arguments)
 
 if __name__ == '__main__':
     main()
