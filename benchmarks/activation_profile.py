@@ -31,12 +31,11 @@ import sys
 from typing import Dict, Optional
 
 import numpy as np
-from PIL import Image
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from benchmarks.map_reports import report_main, saved_map_files  # noqa: E402
+from benchmarks.map_reports import ground_truth, report_main, saved_map_files  # noqa: E402
 from mmseg_sbce.apis.label_io import load_maps_npz  # noqa: E402
 
 
@@ -65,11 +64,9 @@ def profile(maps_dir: str, data_root: str, limit: Optional[int] = None,
     rows = []
     for path in files[:limit]:
         img_id = osp.splitext(osp.basename(path))[0]
-        gt_path = osp.join(data_root, 'SegmentationClass', img_id + '.png')
-        if not osp.isfile(gt_path):
-            raise SystemExit(f'error: no ground truth for {img_id}: {gt_path}')
+        gt = ground_truth(data_root, img_id)
         logits, classes, _ = load_maps_npz(path)
-        rows += map_stats(logits, classes, np.array(Image.open(gt_path)), min_pixels)
+        rows += map_stats(logits, classes, gt, min_pixels)
     if not rows:
         raise SystemExit(f'error: no map of {maps_dir} covers {min_pixels} object pixels')
     stats = np.array(rows)

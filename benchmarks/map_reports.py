@@ -1,12 +1,15 @@
 # Copyright (c) mmseg-sbce contributors.
 """What the scripts that read a run's saved maps against the ground truth share (not a
-benchmark itself): finding the saved maps, and the command line that turns groups of
+benchmark itself): finding the saved maps, reading label images, and the command line that turns groups of
 paths into one Markdown row each (``activation_profile.py``, ``q_seeds.py``,
 ``saturation_profile.py``)."""
 import argparse
 import glob
 import os.path as osp
 from typing import Callable, Dict, List, Optional
+
+import numpy as np
+from PIL import Image
 
 
 def saved_map_files(maps_dir: str) -> List[str]:
@@ -17,6 +20,19 @@ def saved_map_files(maps_dir: str) -> List[str]:
         raise SystemExit(f'error: no saved maps in {osp.join(maps_dir, "probs")} (export '
                          'with tools/gen_pseudo.py --save-probs)')
     return files
+
+
+def read_png(path: str, what: str) -> np.ndarray:
+    """The label image at ``path``; a clear error naming ``what`` when it is missing."""
+    if not osp.isfile(path):
+        raise SystemExit(f'error: no {what}: {path}')
+    return np.array(Image.open(path))
+
+
+def ground_truth(data_root: str, img_id: str) -> np.ndarray:
+    """``DATA_ROOT/SegmentationClass/{img_id}.png``."""
+    return read_png(osp.join(data_root, 'SegmentationClass', img_id + '.png'),
+                    f'ground truth for {img_id}')
 
 
 def report_main(argv: Optional[list], doc: str, metavar: str,

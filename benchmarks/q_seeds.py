@@ -30,22 +30,16 @@ import sys
 from typing import Dict, List, Optional
 
 import numpy as np
-from PIL import Image
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from benchmarks.map_reports import report_main, saved_map_files  # noqa: E402
+from benchmarks.map_reports import (ground_truth, read_png, report_main,  # noqa: E402
+                                     saved_map_files)
 from mmseg_sbce.apis.label_io import load_maps_npz  # noqa: E402
 
 IGNORE = 255
 COUNTS = ('top', 'top_object', 'top_background', 'q_pixels', 'q_object')
-
-
-def _read_png(path: str, what: str) -> np.ndarray:
-    if not osp.isfile(path):
-        raise SystemExit(f'error: no {what}: {path}')
-    return np.array(Image.open(path))
 
 
 def image_counts(logits: np.ndarray, classes: np.ndarray, q: np.ndarray, gt: np.ndarray,
@@ -83,9 +77,8 @@ def measure(maps_dir: str, q_dir: str, data_root: str, limit: Optional[int] = No
     rows = []
     for path in files[:limit]:
         img_id = osp.splitext(osp.basename(path))[0]
-        gt = _read_png(osp.join(data_root, 'SegmentationClass', img_id + '.png'),
-                       f'ground truth for {img_id}')
-        q = _read_png(osp.join(q_dir, img_id + '.png'), f'Q map for {img_id}')
+        gt = ground_truth(data_root, img_id)
+        q = read_png(osp.join(q_dir, img_id + '.png'), f'Q map for {img_id}')
         logits, classes, _ = load_maps_npz(path)
         if q.shape != gt.shape or logits.shape[1:] != gt.shape:
             raise SystemExit(f'error: {img_id}: maps {logits.shape[1:]}, Q {q.shape} and '

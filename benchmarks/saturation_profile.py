@@ -26,12 +26,12 @@ import sys
 from typing import Dict, Optional
 
 import numpy as np
-from PIL import Image
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from benchmarks.map_reports import report_main, saved_map_files  # noqa: E402
+from benchmarks.map_reports import (ground_truth, read_png, report_main,  # noqa: E402
+                                     saved_map_files)
 from mmseg_sbce.apis.label_io import load_maps_npz  # noqa: E402
 
 #: ``p > 0.99``: ``p (1 - p) < 0.01``.
@@ -76,14 +76,10 @@ def measure(run_dir: str, data_root: str, scale: Optional[float] = None,
     sums = dict.fromkeys(COUNTS, 0)
     for path in files[:limit]:
         img_id = osp.splitext(osp.basename(path))[0]
-        paths = dict(gt=osp.join(data_root, 'SegmentationClass', img_id + '.png'),
-                     labels=osp.join(labels_dir, img_id + '.png'))
-        for what, p in paths.items():
-            if not osp.isfile(p):
-                raise SystemExit(f'error: no {what} for {img_id}: {p}')
+        gt = ground_truth(data_root, img_id)
+        labels = read_png(osp.join(labels_dir, img_id + '.png'), f'labels for {img_id}')
         logits, classes, _ = load_maps_npz(path)
-        counts = image_counts(logits, classes, np.array(Image.open(paths['gt'])),
-                              np.array(Image.open(paths['labels'])), scale)
+        counts = image_counts(logits, classes, gt, labels, scale)
         for key in COUNTS:
             sums[key] += counts[key]
     rest = sums['background'] - sums['background_sat']
