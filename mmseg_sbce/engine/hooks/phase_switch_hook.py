@@ -1,8 +1,14 @@
 # Copyright (c) mmseg-sbce contributors.
 """Algorithm 1 of the paper (alternating sub-phases) and the outer Q phases, in one hook."""
+import math
+import random
 from typing import Dict, List, Optional, Union
 
+import numpy as np
+import torch
+from mmengine.dist import broadcast, is_main_process
 from mmengine.hooks import Hook
+from torch.utils.data import DataLoader, Subset
 
 from mmseg.registry import HOOKS
 from mmseg_sbce.models.heads.sbce_head import TRAIN_MODES
@@ -46,14 +52,41 @@ class PhaseSwitchHook(Hook):
     the one its phases start from. A scale trained by earlier Spatial-BCE phases, and
     every resumed run, keep the checkpoint's.
 
+    Logit centre (``centre_start_prob``; off by default, the paper has none): the head
+    subtracts a fixed per-class centre ``c`` from its logits (``SBCEHead.logit_centre``),
+    so Spatial-BCE and the KL term read ``p = sigmoid(s * (x - c))`` and inference
+    ``sigmoid(x - c)``. A GAP-BCE baseline trained to
+    saturation has logits of 20-150 on its objects and on whatever it uses of their
+    context, and about -2 on the rest; at a constant scale the first are saturated (their
+    gradient, which carries ``p (1 - p)``, vanishes) and the rest sits near ``p = 0.3-0.5``
+    (docs/results.md, ``context_unlabelled``). With the switch, before the first
+    Spatial-BCE iteration of a run whose head has no centre yet (a run started from a
+    baseline, or from scratch; not a resume, not weights from earlier Spatial-BCE phases),
+    the centre of each class is set from the network's own logits, no ground truth: the
+    median over the class's positive maps (first ``centre_num_images`` training images,
+    eval mode) of each map's median logit, ``m_c``, is put at the scaled probability
+    ``centre_start_prob``: ``c = m_c - logit(centre_start_prob) / s``. A class absent from
+    those images gets the median over all classes' maps. Computed on the main process and
+    broadcast.
+
     Args:
         schedule (dict | PhaseSchedule): the phase layout, the config's ``phase_schedule``
             (gamma, theta, bce_iters, phase_iters, num_phases; see :class:`PhaseSchedule`).
+        centre_start_prob (float, optional): where the typical pixel of a positive map
+            starts, in scaled probability, e.g. 0.01. None (default): no centre (paper).
+        centre_num_images (int): training images read to set the centre. Defaults to 64.
     """
     priority = 'NORMAL'
 
-    def __init__(self, schedule: Union[Dict, PhaseSchedule]):
+    def __init__(self, schedule: Union[Dict, PhaseSchedule],
+                 centre_start_prob: Optional[float] = None, centre_num_images: int = 64):
         self.schedule = PhaseSchedule.build(schedule)
+        if centre_start_prob is not None and not 0 < centre_start_prob < 1:
+            raise ValueError(f'centre_start_prob must be in (0, 1), got {centre_start_prob}')
+        if centre_num_images < 1:
+            raise ValueError(f'centre_num_images must be >= 1, got {centre_num_images}')
+        self.centre_start_prob = centre_start_prob
+        self.centre_num_images = centre_num_images
         self._mode: Optional[str] = None
         self._trained_modes: set = set()
 
@@ -136,6 +169,10 @@ class PhaseSwitchHook(Hook):
 
     def _apply(self, runner, it: int) -> None:
         mode = self.schedule.mode(it)
+        if mode != 'bce' and self.centre_start_prob is not None:
+            head = unwrap(runner.model).decode_head
+            if not bool(head.logit_centre_set):
+                self._set_logit_centre(runner)
         if mode != self._mode:
             unwrap(runner.model).set_train_mode(mode)
             runner.logger.debug(f'iter {it}: train mode -> {mode}')
@@ -146,3 +183,72 @@ class PhaseSwitchHook(Hook):
             self._mode = mode
         runner.message_hub.update_scalar('train/sub_phase', SUB_PHASE_CODES[mode])
         runner.message_hub.update_scalar('train/phase', self.schedule.phase(it))
+
+    def _set_logit_centre(self, runner) -> None:
+        """Set the head's logit centre (class docstring) and log it."""
+        model = unwrap(runner.model)
+        head = model.decode_head
+        centre = head.logit_centre.detach().clone()
+        if is_main_process():
+            medians = self._positive_map_medians(runner, model)
+            pooled = [m for per_class in medians for m in per_class]
+            if not pooled:
+                raise ValueError(
+                    f'centre_start_prob: no positive map in the first '
+                    f'{self.centre_num_images} training images (every image label empty?)')
+            fallback = float(np.median(pooled))
+            typical = torch.tensor([float(np.median(m)) if m else fallback for m in medians])
+            offset = math.log(self.centre_start_prob / (1 - self.centre_start_prob))
+            # measured on the logits the head gives now, i.e. after the current centre
+            centre = centre + (typical - offset / head.logit_scale.detach().cpu()).to(centre)
+            missing = [c for c, m in enumerate(medians) if not m]
+            if missing:
+                runner.logger.warning(
+                    f'logit centre: classes {missing} have no positive map in the first '
+                    f'{self.centre_num_images} training images; they get the median over '
+                    f'all maps ({fallback:.3g})')
+        broadcast(centre)
+        head.set_logit_centre(centre)
+        runner.logger.info(
+            'logit centre (typical positive-map logit at scaled probability '
+            f'{self.centre_start_prob:g}): ' +
+            ', '.join(f'{v:.3g}' for v in head.logit_centre.tolist()))
+
+    def _positive_map_medians(self, runner, model) -> List[List[float]]:
+        """Per class, the median logit of each positive map (valid pixels) over the first
+        ``centre_num_images`` training images, the network in eval mode."""
+        loader = runner.train_dataloader
+        dataset = loader.dataset
+        subset = Subset(dataset, range(min(self.centre_num_images, len(dataset))))
+        batches = DataLoader(subset, batch_size=getattr(loader, 'batch_size', None) or 8,
+                             shuffle=False, num_workers=0, collate_fn=loader.collate_fn)
+        head = model.decode_head
+        medians: List[List[float]] = [[] for _ in range(head.num_classes)]
+        was_training = model.training
+        model.eval()
+        # The training pipeline's random transforms draw from the global generators: a
+        # fixed seed makes the centre reproducible (and equal on every world size), and
+        # restoring the states leaves the run's own random stream as without the switch.
+        py_state, np_state = random.getstate(), np.random.get_state()
+        try:
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                random.seed(0)
+                np.random.seed(0)
+                torch.manual_seed(0)
+                for batch in batches:
+                    data = model.data_preprocessor(batch, training=True)
+                    cls_logits, _ = model.extract_maps(data['inputs'])
+                    samples = data['data_samples']
+                    labels, _, _ = head.get_targets(samples, cls_logits.device)
+                    valid = head.get_valid_pixels(samples, cls_logits.shape[2:],
+                                                  cls_logits.device)
+                    for b, c in (labels > 0.5).nonzero().tolist():
+                        values = cls_logits[b, c].float()
+                        if valid is not None:
+                            values = values[valid[b]]
+                        medians[c].append(float(values.median()))
+        finally:
+            model.train(was_training)
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+        return medians

@@ -38,6 +38,11 @@ class SBCEHead(BaseModule):
     - ``logit_scale [C]``: ``exp(T)``, ``T`` initialised to ``ln(logit_scale_init)``.
       Training uses ``p = sigmoid(logit_scale * x)``; inference drops it (``p = sigmoid(x)``)
       and maps the threshold instead (:func:`mmseg_sbce.models.labelling.map_threshold`).
+    - ``logit_centre [C]`` (a buffer, not trained): subtracted from the classifier's output,
+      so ``x`` above is already centred, in training and at inference (a fixed per-class
+      bias). The paper has none: 0, the default. A departure, off unless
+      ``PhaseSwitchHook(centre_start_prob=...)`` sets it once from the network's own logits
+      when the Spatial-BCE phases start; checkpoints keep it, with ``logit_centre_set``.
 
     Training modes (``set_train_mode``), and where gradients go:
 
@@ -176,6 +181,8 @@ class SBCEHead(BaseModule):
         self.conv_thr = nn.Conv2d(in_channels, num_classes, 1, bias=False)
         # T_c of the paper; s_c = exp(T_c) keeps the scale positive.
         self.T = nn.Parameter(torch.full((num_classes, ), math.log(logit_scale_init)))
+        self.register_buffer('logit_centre', torch.zeros(num_classes))
+        self.register_buffer('logit_centre_set', torch.zeros((), dtype=torch.bool))
 
         self.loss_bce = MODELS.build(loss_bce)
         self.loss_sbce = MODELS.build(loss_sbce)
@@ -204,11 +211,23 @@ class SBCEHead(BaseModule):
         """Tensor: per-class logit scale ``exp(T)``, ``[C]``."""
         return self.T.exp()
 
+    def set_logit_centre(self, centre: Tensor) -> None:
+        """Set the per-class logit centre (``[C]``, subtracted from the classifier's
+        output from now on) and mark it set."""
+        self.logit_centre.copy_(centre.to(self.logit_centre))
+        self.logit_centre_set.fill_(True)
+
     def initial_logit_scale_param(self) -> Tensor:
         """Tensor: ``T`` as ``logit_scale_init`` sets it, what a run that never trained
         the scale should start from (:class:`~mmseg_sbce.engine.PhaseSwitchHook` puts it
         in place of the scale of a BCE baseline's checkpoint)."""
         return torch.full_like(self.T.detach(), math.log(self.logit_scale_init))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Checkpoints written before the logit centre existed have the paper's: 0, unset.
+        for name in ('logit_centre', 'logit_centre_set'):
+            state_dict.setdefault(prefix + name, torch.zeros_like(getattr(self, name)))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------------------ forward
     def _transform_inputs(self, inputs: Union[Tensor, Sequence[Tensor]]) -> Tensor:
@@ -221,7 +240,7 @@ class SBCEHead(BaseModule):
         x = feats if self.dropout is None else self.dropout(feats)
         if self.bottleneck is not None:
             x = self.bottleneck(x)
-        cls_logits = self.conv_cls(x)
+        cls_logits = self.conv_cls(x) - self.logit_centre.to(x.dtype).view(1, -1, 1, 1)
         pooled = feats.mean(dim=(2, 3), keepdim=True)
         if detach_thr:
             pooled = pooled.detach()

@@ -1,6 +1,8 @@
 # Copyright (c) mmseg-sbce contributors.
 """PhaseSwitchHook on a real mmengine Runner: sub-phases per iteration, trained parameters,
 the max_iters check (schedule in sbce_run.py)."""
+import os.path as osp
+
 import numpy as np
 import pytest
 from mmengine.registry import init_default_scope
@@ -132,3 +134,108 @@ def test_the_logit_scale_a_baseline_checkpoint_starts_from(full_run, data_root, 
     # every other weight is the checkpoint's
     torch.testing.assert_close(runner.model.decode_head.conv_cls.weight.detach(),
                                saved['decode_head.conv_cls.weight'])
+
+
+@pytest.fixture(scope='module')
+def centred_run(data_root, tmp_path_factory):
+    """The full run's schedule with ``centre_start_prob=0.01`` on 8 images, recording the
+    head's logit centre before every iteration."""
+    import torch
+    from mmengine.hooks import Hook
+
+    from mmseg.registry import HOOKS
+    from mmseg_sbce.engine.hooks.phase_switch_hook import unwrap
+    centres = {}
+
+    @HOOKS.register_module(force=True)
+    class _CentreRecordHook(Hook):
+        priority = 'LOWEST'
+
+        def before_train_iter(self, runner, batch_idx, data_batch=None):
+            head = unwrap(runner.model).decode_head
+            centres[runner.iter] = (head.logit_centre.clone(), bool(head.logit_centre_set))
+
+    init_default_scope('mmseg')
+    cfg = make_cfg(data_root, str(tmp_path_factory.mktemp('centred')))
+    cfg['custom_hooks'][0].update(centre_start_prob=0.01, centre_num_images=8)
+    cfg['custom_hooks'].append(dict(type='_CentreRecordHook'))
+    _, record = run(cfg)
+    return cfg, centres, record
+
+
+def test_logit_centre_is_set_once_from_the_network_s_own_logits(centred_run):
+    """Unset through the BCE iterations, set before the first Spatial-BCE iteration and
+    never changed after; its value, computed here again from the checkpoint the run had
+    then (iter_4.pth), with the same seeded pipeline draws: per class, the median over the
+    positive maps of the first 8 training images of each map's median logit (valid
+    pixels, eval mode), plus logit(0.99) / s."""
+    import math
+    import random
+
+    from mmengine.dataset import pseudo_collate
+    import torch
+    from mmengine.runner import Runner
+    cfg, centres, _ = centred_run
+    for it in range(4):
+        assert not centres[it][1] and centres[it][0].abs().sum() == 0
+    assert all(centres[it][1] for it in range(4, 20))
+    for it in range(5, 20):
+        torch.testing.assert_close(centres[it][0], centres[4][0])
+
+    new = dict(cfg, load_from=osp.join(cfg['work_dir'], 'iter_4.pth'), resume=False)
+    new['work_dir'] = cfg['work_dir'] + '_check'
+    runner = Runner.from_cfg(new)
+    runner.load_or_resume()
+    model = runner.model.eval()
+    head = model.decode_head
+    dataset = runner.train_dataloader.dataset
+    per_class = [[] for _ in range(head.num_classes)]
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    items = [dataset[i] for i in range(8)]
+    with torch.no_grad():
+        for start in (0, 4):  # the train loader's batch size
+            data = model.data_preprocessor(pseudo_collate(items[start:start + 4]), True)
+            logits, _ = model.extract_maps(data['inputs'])
+            valid = head.get_valid_pixels(data['data_samples'], logits.shape[2:], 'cpu')
+            for b, sample in enumerate(data['data_samples']):
+                for c in np.flatnonzero(np.asarray(sample.gt_labels) > 0.5):
+                    values = logits[b, c].numpy()
+                    if valid is not None:
+                        values = values[valid[b].numpy()]
+                    per_class[c].append(np.percentile(values, 50, method='lower'))
+    assert all(per_class), 'every class has a positive map in these 8 images'
+    scale = head.logit_scale.detach()
+    expected = torch.tensor([np.median(v) for v in per_class], dtype=torch.float32)
+    expected = expected + math.log(99) / scale
+    torch.testing.assert_close(centres[4][0], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_resume_keeps_the_logit_centre(centred_run, monkeypatch):
+    """A run resumed after the centre was set restores it from the checkpoint, does not
+    set it again, and continues as the uninterrupted run did."""
+    import copy
+
+    import torch
+
+    from mmseg_sbce.engine import PhaseSwitchHook
+    cfg, centres, record = centred_run
+
+    def fail(*args, **kwargs):
+        raise AssertionError('the centre was set again')
+
+    monkeypatch.setattr(PhaseSwitchHook, '_set_logit_centre', fail)
+    # a fresh Runner in the same work_dir: the Q store on disk is the one the run left
+    cfg2 = dict(cfg, custom_hooks=copy.deepcopy(cfg['custom_hooks']))
+    runner, rec2 = run(cfg2, resume_from=osp.join(cfg['work_dir'], 'iter_6.pth'))
+    torch.testing.assert_close(runner.model.decode_head.logit_centre, centres[4][0])
+    assert min(rec2['modes']) == 6
+    for it in range(6, 20):
+        assert rec2['losses'][it] == pytest.approx(record['losses'][it], rel=1e-4, abs=1e-6)
+
+
+def test_centre_start_prob_out_of_range_is_refused():
+    from mmseg_sbce.engine import PhaseSwitchHook
+    with pytest.raises(ValueError, match='centre_start_prob must be in'):
+        PhaseSwitchHook(SCHEDULE, centre_start_prob=1.0)

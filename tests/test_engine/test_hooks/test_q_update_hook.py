@@ -74,20 +74,33 @@ def test_incomplete_init_q_store_is_refused(data_root, tmp_path):
         run(cfg)
 
 
-def test_two_process_gloo_q_equals_one_process(data_root, tmp_path):
+@pytest.mark.parametrize('centre', [None, 0.01])
+def test_two_process_gloo_q_equals_one_process(data_root, tmp_path, centre):
     """tools/dist_train.sh with 2 CPU processes (gloo) gives the same Q as 1 process.
 
     The learning rate is 0 and BN statistics are frozen, so both runs hold the same (seeded)
-    weights when Q is computed, although their ranks saw different batches.
+    weights when Q is computed, although their ranks saw different batches. With the logit
+    centre (PhaseSwitchHook ``centre_start_prob``), set on rank 0 and broadcast, the second
+    phase's Q, labelled by both ranks with ``t' = sigmoid(c + logit(t) / s)``, is the same
+    too, and so is the centre.
     """
+    import torch
     cfg_file = tmp_path / 'tiny.py'
-    schedule = dict(gamma=2, theta=1, bce_iters=2, phase_iters=2, num_phases=1)
-    qcfg = {}
+    schedule = dict(gamma=2, theta=1, bce_iters=2, phase_iters=2,
+                    num_phases=1 if centre is None else 2)
+    qcfg, centres = {}, {}
     for world in (1, 2):
         cfg = make_cfg(data_root, str(tmp_path / f'w{world}'), lr=0.0, schedule=schedule)
         cfg['optim_wrapper']['type'] = 'OptimWrapper'
         cfg['model']['backbone']['norm_eval'] = True
         cfg['custom_hooks'] = cfg['custom_hooks'][:2]
+        cfg['custom_hooks'][0]['centre_start_prob'] = centre
+        if centre is not None:
+            # a small scale puts the centre far from 0 (m + 4.6 / s); without DDP's buffer
+            # broadcast only the hook's own broadcast gives rank 1 the centre
+            cfg['model']['decode_head']['logit_scale_init'] = 0.1
+            cfg['model_wrapper_cfg'] = dict(type='MMDistributedDataParallel',
+                                            broadcast_buffers=False)
         cfg['train_dataloader']['batch_size'] = 2
         cfg['custom_imports'] = dict(imports=['mmseg_sbce'], allow_failed_imports=False)
         cfg_file.write_text('\n'.join(f'{k} = {v!r}' for k, v in cfg.items()))
@@ -97,7 +110,16 @@ def test_two_process_gloo_q_equals_one_process(data_root, tmp_path):
             ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), str(cfg_file), str(world)],
             env=env, timeout=600, cwd=REPO)
         assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
-        qcfg[world] = read_store(osp.join(cfg['work_dir'], 'q', 'phase_1'))
+        phase = 'phase_1' if centre is None else 'phase_2'
+        qcfg[world] = read_store(osp.join(cfg['work_dir'], 'q', phase))
+        last = osp.join(cfg['work_dir'], f'iter_{schedule["bce_iters"] + 2 * 2}.pth')
+        if centre is not None:
+            state = torch.load(last, map_location='cpu', weights_only=False)['state_dict']
+            assert bool(state['decode_head.logit_centre_set'])
+            centres[world] = state['decode_head.logit_centre']
+    if centre is not None:
+        assert centres[1].abs().sum() > 0
+        torch.testing.assert_close(centres[1], centres[2])
     assert len(qcfg[1]) == 12 and qcfg[1].keys() == qcfg[2].keys()
     for k in qcfg[1]:
         np.testing.assert_array_equal(qcfg[1][k], qcfg[2][k], err_msg=k)

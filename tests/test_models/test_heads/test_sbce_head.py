@@ -180,6 +180,53 @@ def test_logit_scale_used_in_training_not_in_inference():
     assert not torch.allclose(l1, head.loss([x], batch())['loss_kl'])
 
 
+def test_logit_centre_is_subtracted_from_the_logits_everywhere():
+    """A set centre c is a fixed per-class bias: the head's logits (training and inference)
+    are the uncentred ones minus c; the threshold branch and its mapping do not change,
+    and the centre takes no gradient."""
+    head = make_head(logit_scale_init=0.5)
+    x = feats().detach()
+    metas = [dict(img_shape=(6, 6), pad_shape=(6, 6))] * 2
+    cls_logits, thr_logits = head([x])
+    seg_logits, thr = head.predict([x], metas)
+    centre = torch.tensor([3.0, -1.5, 0.25])
+    assert not bool(head.logit_centre_set)
+    head.set_logit_centre(centre)
+    assert bool(head.logit_centre_set)
+    cls2, thr_logits2 = head([x])
+    torch.testing.assert_close(cls2, cls_logits - centre.view(1, -1, 1, 1))
+    torch.testing.assert_close(thr_logits2, thr_logits)
+    seg2, thr2 = head.predict([x], metas)
+    torch.testing.assert_close(seg2, seg_logits - centre.view(1, -1, 1, 1))
+    torch.testing.assert_close(thr2, thr)
+    assert 'logit_centre' not in dict(head.named_parameters())
+    # the losses read the centred logits: equal to an uncentred head's on shifted logits
+    head.set_train_mode('sbce-classifier')
+    plain = make_head(logit_scale_init=0.5)
+    plain.set_train_mode('sbce-classifier')
+    labels, fractions, valid = head.get_targets(batch(), x.device)
+    ours = head.loss([x], batch())
+    theirs = plain.loss_by_feat((cls_logits - centre.view(1, -1, 1, 1), thr_logits), labels,
+                                fractions, valid)
+    for key in ('loss_sbce', 'loss_kl', 'frac_gap'):
+        torch.testing.assert_close(ours[key], theirs[key], msg=key)
+
+
+def test_a_checkpoint_from_before_the_logit_centre_loads_strictly():
+    """State dicts written before the centre existed load (also strictly) with the
+    paper's centre: 0, not set."""
+    head = make_head()
+    head.set_logit_centre(torch.tensor([1.0, 2.0, 3.0]))
+    old = {k: v for k, v in make_head().state_dict().items() if 'logit_centre' not in k}
+    head.load_state_dict(old, strict=True)
+    assert head.logit_centre.tolist() == [0.0, 0.0, 0.0] and not bool(head.logit_centre_set)
+    # and a checkpoint with a centre restores it
+    saved = make_head()
+    saved.set_logit_centre(torch.tensor([1.0, 2.0, 3.0]))
+    head.load_state_dict(saved.state_dict(), strict=True)
+    assert head.logit_centre.tolist() == [1.0, 2.0, 3.0] and bool(head.logit_centre_set)
+
+
 def test_bce_mode_ignores_the_scale():
     head = make_head()
     x = feats().detach()
