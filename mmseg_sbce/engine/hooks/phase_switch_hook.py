@@ -55,9 +55,8 @@ class PhaseSwitchHook(Hook):
     Logit centre (``centre_start_prob``; off by default, the paper has none): the head
     subtracts a fixed per-class centre ``c`` from its logits (``SBCEHead.logit_centre``),
     so Spatial-BCE and the KL term read ``p = sigmoid(s * (x - c))`` and inference
-    ``sigmoid(x - c)``. A GAP-BCE baseline trained to
-    saturation has logits of 20-150 on its objects and on whatever it uses of their
-    context, and about -2 on the rest; at a constant scale the first are saturated (their
+    ``sigmoid(x - c)``. A GAP-BCE baseline trained to saturation has logits of 20-150 on
+    its objects and on whatever it uses of their context, and about -2 on the rest; at a constant scale the first are saturated (their
     gradient, which carries ``p (1 - p)``, vanishes) and the rest sits near ``p = 0.3-0.5``
     (docs/results.md, ``context_unlabelled``). With the switch, before the first
     Spatial-BCE iteration of a run whose head has no centre yet (a run started from a
@@ -67,7 +66,9 @@ class PhaseSwitchHook(Hook):
     eval mode) of each map's median logit, ``m_c``, is put at the scaled probability
     ``centre_start_prob``: ``c = m_c - logit(centre_start_prob) / s``. A class absent from
     those images gets the median over all classes' maps. Computed on the main process and
-    broadcast.
+    broadcast. Measured and not adopted: it stops the spread onto the context but costs
+    the demo 17-31 points (docs/results.md, "A logit centre from the network's own
+    logits").
 
     Args:
         schedule (dict | PhaseSchedule): the phase layout, the config's ``phase_schedule``
