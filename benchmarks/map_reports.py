@@ -1,8 +1,8 @@
 # Copyright (c) mmseg-sbce contributors.
 """What the scripts that read a run's saved maps against the ground truth share (not a
-benchmark itself): finding the saved maps, reading label images, and the command line that turns groups of
-paths into one Markdown row each (``activation_profile.py``, ``q_seeds.py``,
-``saturation_profile.py``)."""
+benchmark itself): finding the saved maps, reading label images, and the command line that
+turns groups of paths into one Markdown row each (``activation_profile.py``,
+``q_seeds.py``, ``saturation_profile.py``)."""
 import argparse
 import glob
 import os.path as osp

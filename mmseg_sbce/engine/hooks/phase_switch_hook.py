@@ -56,9 +56,10 @@ class PhaseSwitchHook(Hook):
     subtracts a fixed per-class centre ``c`` from its logits (``SBCEHead.logit_centre``),
     so Spatial-BCE and the KL term read ``p = sigmoid(s * (x - c))`` and inference
     ``sigmoid(x - c)``. A GAP-BCE baseline trained to saturation has logits of 20-150 on
-    its objects and on whatever it uses of their context, and about -2 on the rest; at a constant scale the first are saturated (their
-    gradient, which carries ``p (1 - p)``, vanishes) and the rest sits near ``p = 0.3-0.5``
-    (docs/results.md, ``context_unlabelled``). With the switch, before the first
+    its objects and on whatever it uses of their context, and about -2 on the rest; at a
+    constant scale the first are saturated (their gradient, which carries ``p (1 - p)``,
+    vanishes) and the rest sits near ``p = 0.3-0.5`` (docs/results.md,
+    ``context_unlabelled``). With the switch, before the first
     Spatial-BCE iteration of a run whose head has no centre yet (a run started from a
     baseline, or from scratch; not a resume, not weights from earlier Spatial-BCE phases),
     the centre of each class is set from the network's own logits, no ground truth: the
@@ -90,6 +91,9 @@ class PhaseSwitchHook(Hook):
         self.centre_num_images = centre_num_images
         self._mode: Optional[str] = None
         self._trained_modes: set = set()
+        # Whether this run has checked the head's centre: once is enough (the centre is
+        # never unset again), and reading the flag every iteration would sync the device.
+        self._centre_checked = False
 
     def check_consistency(self, runner) -> None:
         """Raise if :meth:`disagreements` finds anything. Called in ``before_train``, not
@@ -133,6 +137,7 @@ class PhaseSwitchHook(Hook):
             raise TypeError(f'{type(model).__name__} has no set_train_mode(); '
                             'PhaseSwitchHook needs an SBCEClassifier-like model')
         self._mode = None
+        self._centre_checked = False
         self._apply(runner, runner.iter)
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
@@ -170,10 +175,11 @@ class PhaseSwitchHook(Hook):
 
     def _apply(self, runner, it: int) -> None:
         mode = self.schedule.mode(it)
-        if mode != 'bce' and self.centre_start_prob is not None:
-            head = unwrap(runner.model).decode_head
-            if not bool(head.logit_centre_set):
+        if (mode != 'bce' and self.centre_start_prob is not None
+                and not self._centre_checked):
+            if not bool(unwrap(runner.model).decode_head.logit_centre_set):
                 self._set_logit_centre(runner)
+            self._centre_checked = True
         if mode != self._mode:
             unwrap(runner.model).set_train_mode(mode)
             runner.logger.debug(f'iter {it}: train mode -> {mode}')
