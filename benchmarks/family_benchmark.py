@@ -9,7 +9,11 @@ generator wrote and ``randomness.seed`` (``tools/run_pipeline.py``; nothing is t
 member). Then one table
 per member: mean over the seeds and spread (max - min) of the four pseudo-label columns for
 the baseline and each SBCE phase, the foreground fraction of the labels against the ground
-truth's, and DeepLab's val mIoU.
+truth's, and DeepLab's val mIoU. Under each table, issue 16's three criteria of "done"
+checked on those numbers (``done_criteria``): the last phase's adaptive labels with dCRF
+beat the baseline's best threshold with dCRF by more than the seed spread, no phase is
+worse than the one before by more than the spread in any column, and every phase's adaptive
+labels are within 3 points of SBCE's own best threshold.
 
     python benchmarks/family_benchmark.py run [--members NAME ...] [--seeds 0 1 2]
         [--work-dir work_dirs/family] [--data-dir data/family] [--skip-deeplab]
@@ -227,6 +231,76 @@ def member_table(member: str, runs: Dict[int, Dict]) -> str:
     return '\n'.join(lines)
 
 
+def _stats(runs: Dict[int, Dict], row: int, column: str):
+    """Mean and spread (max - min) over the seeds of one cell, in points."""
+    vals = [100.0 * runs[s]['rows'][row][column] for s in sorted(runs)]
+    return float(np.mean(vals)), float(max(vals) - min(vals))
+
+
+def done_criteria(runs: Dict[int, Dict], tolerance: float = 3.0) -> List[Dict]:
+    """Issue 16's three criteria of "done", checked on one member's finished seeds.
+
+    1. ``beats_baseline``: the last phase's adaptive labels with dCRF beat the baseline's
+       best threshold with dCRF by more than the seed spread (the larger of the two cells').
+    2. ``phases_never_worse``: in every column, no phase's mean is below the previous
+       phase's by more than the larger spread of the two cells (phase 1 has no previous
+       SBCE phase; its comparison with the baseline is criterion 1).
+    3. ``near_own_best``: in every phase, the adaptive labels are at most ``tolerance``
+       points below SBCE's own best threshold, without dCRF and with it.
+
+    Returns one dict per criterion: ``name``, ``holds`` and ``evidence`` (the numbers, as
+    text); ``holds`` is False wherever a cell is missing.
+    """
+    phases = len(runs[min(runs)]['rows']) - 1
+    out = []
+    base, base_spread = _stats(runs, 0, 'best_crf')
+    last, last_spread = _stats(runs, phases, 'crf')
+    spread = max(base_spread, last_spread)
+    per_seed = ', '.join(
+        f'{100.0 * (runs[s]["rows"][phases]["crf"] - runs[s]["rows"][0]["best_crf"]):+.1f}'
+        for s in sorted(runs))
+    out.append(dict(
+        name='beats_baseline', holds=bool(last - base > spread),
+        evidence=f'phase {phases} adaptive +dCRF {last:.1f} vs baseline best threshold '
+        f'+dCRF {base:.1f}: {last - base:+.1f}, spread {spread:.1f} (per seed {per_seed})'))
+    worst = []
+    for k in range(2, phases + 1):
+        for column in COLUMNS:
+            before, s_before = _stats(runs, k - 1, column)
+            after, s_after = _stats(runs, k, column)
+            drop = before - after
+            allowed = max(s_before, s_after)
+            worst.append((drop - allowed, k, column, drop, allowed))
+    if worst:
+        margin, k, column, drop, allowed = max(worst)
+        evidence = (f'largest drop beyond the spread: phase {k - 1} -> {k}, {column} '
+                    f'{-drop:+.1f} (spread {allowed:.1f})')
+        holds = margin <= 0
+    else:
+        evidence, holds = 'one phase: nothing to compare', True
+    out.append(dict(name='phases_never_worse', holds=holds, evidence=evidence))
+    gaps = [[_stats(runs, k, best)[0] - _stats(runs, k, adaptive)[0]
+             for adaptive, best in (('init', 'best'), ('crf', 'best_crf'))]
+            for k in range(1, phases + 1)]
+    out.append(dict(
+        name='near_own_best', holds=bool(max(max(g) for g in gaps) <= tolerance),
+        evidence='points below the best threshold, no dCRF / +dCRF: ' + ', '.join(
+            f'phase {k} {g[0]:.1f} / {g[1]:.1f}' for k, g in enumerate(gaps, 1))
+        + f' (allowed {tolerance:.1f})'))
+    return out
+
+
+def criteria_text(runs: Dict[int, Dict]) -> str:
+    """The criteria of :func:`done_criteria` as Markdown lines under a member's table."""
+    checks = done_criteria(runs)
+    failed = [c['name'] for c in checks if not c['holds']]
+    lines = [f'Issue 16\'s criteria over seeds {", ".join(map(str, sorted(runs)))}: '
+             + ('all hold' if not failed else 'fails ' + ', '.join(failed))]
+    lines += [f'- {c["name"]}: {"holds" if c["holds"] else "FAILS"}; {c["evidence"]}'
+              for c in checks]
+    return '\n'.join(lines)
+
+
 def tables(args) -> str:
     out = []
     for member in args.members:
@@ -239,6 +313,7 @@ def tables(args) -> str:
                 runs[seed] = run
         if runs:
             out.append(member_table(member, runs))
+            out.append(criteria_text(runs))
         if pending:
             out.append(f'({member}: seeds {pending} not finished)')
     return '\n\n'.join(out) + '\n'

@@ -67,6 +67,13 @@ def test_read_run_and_member_table(bench, tmp_path):
     assert '| SBCE after phase 1 | 51.0 (2.0) |' in table and '| 31.0 (0.0) | 25.0 (0.0) |' in table
     assert 'DeepLab val mIoU on the final SBCE labels: 72.0 (4.0) (per seed: 70.0, 74.0)' \
         in table
+    # `table` prints each member's criteria under its table, and names unfinished seeds.
+    args = bench.parse_args(['table', '--work-dir', str(tmp_path), '--members', 'demo',
+                             '--seeds', '0', '1', '2'])
+    args.members = ['m']
+    text = bench.tables(args)
+    assert text.index('| BCE baseline |') < text.index("Issue 16's criteria over seeds 0, 1:")
+    assert '(m: seeds [2] not finished)' in text
 
 
 def test_fg_fraction_counts_classes_not_unsure(bench):
@@ -175,3 +182,55 @@ def test_baselines_from_copies_the_finished_baseline(bench, tmp_path, monkeypatc
         bench.run_member('demo', 1, args)
     with pytest.raises(SystemExit):
         _args(bench, tmp_path, '--baselines-from', str(tmp_path / 'work'))
+
+
+def _run(*phases):
+    """A read_run-like record: one dict of the four columns (fractions) per row, the
+    baseline first."""
+    return dict(rows=[dict(zip(('init', 'crf', 'best', 'best_crf'), cells))
+                      for cells in phases])
+
+
+def test_done_criteria_hold(bench):
+    runs = {0: _run((.50, .50, .60, .80), (.88, .90, .89, .91), (.89, .91, .90, .92)),
+            1: _run((.50, .50, .60, .82), (.88, .90, .89, .91), (.89, .92, .90, .92))}
+    checks = {c['name']: c for c in bench.done_criteria(runs)}
+    assert all(c['holds'] for c in checks.values())
+    # 91.5 - 81.0 = +10.5 against the larger spread (2.0, the baseline's).
+    assert checks['beats_baseline']['evidence'] == (
+        'phase 2 adaptive +dCRF 91.5 vs baseline best threshold +dCRF 81.0: +10.5, '
+        'spread 2.0 (per seed +11.0, +10.0)')
+    assert 'phase 1 1.0 / 1.0, phase 2 1.0 / 0.5' in checks['near_own_best']['evidence']
+    assert bench.criteria_text(runs).startswith(
+        "Issue 16's criteria over seeds 0, 1: all hold")
+
+
+def test_done_criteria_fail_on_each_condition(bench):
+    # An unstable baseline: SBCE ahead in both seeds, but not by more than the spread.
+    runs = {0: _run((.5, .5, .6, .70), (.9, .95, .91, .95)),
+            1: _run((.5, .5, .6, .90), (.9, .96, .91, .96))}
+    checks = {c['name']: c for c in bench.done_criteria(runs)}
+    assert not checks['beats_baseline']['holds']
+    assert 'spread 20.0 (per seed +25.0, +6.0)' in checks['beats_baseline']['evidence']
+    assert checks['phases_never_worse']['holds']  # one phase: nothing to compare
+    assert checks['near_own_best']['holds']
+
+    # Phase 2 loses 5 points without dCRF where both cells vary by 1: a decline.
+    runs = {0: _run((.5, .5, .6, .6), (.80, .90, .81, .90), (.75, .90, .81, .90)),
+            1: _run((.5, .5, .6, .6), (.81, .90, .82, .90), (.76, .90, .82, .90))}
+    checks = {c['name']: c for c in bench.done_criteria(runs)}
+    assert not checks['phases_never_worse']['holds']
+    assert checks['phases_never_worse']['evidence'] == (
+        'largest drop beyond the spread: phase 1 -> 2, init -5.0 (spread 1.0)')
+    # ... and phase 2's adaptive labels are 6 points below its own best threshold.
+    assert not checks['near_own_best']['holds']
+    assert 'phase 2 6.0 / 0.0 (allowed 3.0)' in checks['near_own_best']['evidence']
+    text = bench.criteria_text(runs)
+    assert 'fails phases_never_worse, near_own_best' in text
+    assert '- near_own_best: FAILS;' in text and '- beats_baseline: holds;' in text
+
+    # 2.9 points below the best threshold holds; 3.1 does not.
+    runs = {0: _run((.5, .5, .6, .6), (.80, .90, .829, .90))}
+    assert {c['name']: c['holds'] for c in bench.done_criteria(runs)}['near_own_best']
+    runs = {0: _run((.5, .5, .6, .6), (.80, .90, .831, .90))}
+    assert not {c['name']: c['holds'] for c in bench.done_criteria(runs)}['near_own_best']
