@@ -18,6 +18,7 @@ labels are within 3 points of SBCE's own best threshold.
     python benchmarks/family_benchmark.py run [--members NAME ...] [--seeds 0 1 2]
         [--work-dir work_dirs/family] [--data-dir data/family] [--skip-deeplab]
         [--pipeline-options ...] [--sbce-options ...] [--baselines-from WORK_DIR]
+    python benchmarks/family_benchmark.py run --members my_set.json [...]   # your preset
     python benchmarks/family_benchmark.py table [--members ...] [--seeds ...]
         [--work-dir work_dirs/family] [--out FILE.md]
 
@@ -65,8 +66,12 @@ def member_names() -> List[str]:
 
 
 def run_record(member: str, seed: int, args) -> Dict:
-    return dict(member=member, seed=seed, pipeline_options=list(args.pipeline_options),
-                sbce_options=list(args.sbce_options))
+    record = dict(member=member, seed=seed, pipeline_options=list(args.pipeline_options),
+                  sbce_options=list(args.sbce_options))
+    if member in args.preset_files:  # a preset from outside the repository: its options
+        with open(args.preset_files[member]) as f:
+            record['preset'] = json.load(f)
+    return record
 
 
 def check_record(work: str, record: Dict) -> None:
@@ -116,9 +121,13 @@ def copy_baseline(source: str, work: str, record: Dict) -> None:
         shutil.copy(osp.join(source, 'stages', f'{stage}.json'), markers)
 
 
-def generate(member: str, data: str) -> None:
+def generate(member: str, data: str, preset: Optional[str] = None) -> None:
+    """Generate a member into ``data``: ``preset`` is its JSON file when it is not one of
+    the repository's (``--members PATH.json``)."""
     cmd = [sys.executable, 'tools/gen_demo_data.py', data, '--no-progress']
-    if member != DEMO:
+    if preset is not None:
+        cmd += ['--preset', preset]
+    elif member != DEMO:
         cmd += ['--preset', member]
     subprocess.run(cmd, cwd=REPO, check=True)
 
@@ -127,7 +136,7 @@ def run_member(member: str, seed: int, args) -> None:
     """Generate the member (once) and run the pipeline with training seed ``seed``."""
     data = osp.join(args.data_dir, member)
     if not osp.isfile(osp.join(data, 'meta.json')):
-        generate(member, data)
+        generate(member, data, args.preset_files.get(member))
     with open(osp.join(data, 'meta.json')) as f:
         names = json.load(f)['classes'][1:]
     work = osp.join(args.work_dir, member, f'seed{seed}')
@@ -323,7 +332,10 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('command', choices=('run', 'table'))
     parser.add_argument('--members', nargs='+', default=member_names(),
-                        help='family members (benchmarks/datasets/NAME.json; default: all)')
+                        help='family members: names of benchmarks/datasets/NAME.json or '
+                        '"demo" (default: all), or paths to preset files of your own '
+                        '(tools/gen_demo_data.py --preset; the member is named after the '
+                        'file)')
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2],
                         help='training seeds (randomness.seed of every config)')
     parser.add_argument('--work-dir', default='work_dirs/family')
@@ -342,9 +354,23 @@ def parse_args(argv=None):
                         '--pipeline-options) instead of training them again')
     parser.add_argument('--out', help='also write the tables to this Markdown file')
     args = parser.parse_args(argv)
-    unknown = set(args.members) - set(member_names())
+    args.preset_files, members = {}, []
+    for member in args.members:
+        if member.endswith('.json'):
+            name = osp.splitext(osp.basename(member))[0]
+            if not osp.isfile(member):
+                parser.error(f'preset file {member} does not exist')
+            if name in member_names() or name in args.preset_files:
+                parser.error(f'preset file {member}: a member named {name!r} is already '
+                             'given or in the repository; rename the file')
+            args.preset_files[name] = osp.abspath(member)
+            member = name
+        members.append(member)
+    args.members = members
+    unknown = set(args.members) - set(member_names()) - set(args.preset_files)
     if unknown:
-        parser.error(f'unknown members {sorted(unknown)}; known: {member_names()}')
+        parser.error(f'unknown members {sorted(unknown)}; known: {member_names()} or a '
+                     'preset file PATH.json')
     args.work_dir = osp.abspath(args.work_dir)
     if args.baselines_from:
         args.baselines_from = osp.abspath(args.baselines_from)

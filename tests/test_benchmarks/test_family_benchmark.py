@@ -234,3 +234,47 @@ def test_done_criteria_fail_on_each_condition(bench):
     assert {c['name']: c['holds'] for c in bench.done_criteria(runs)}['near_own_best']
     runs = {0: _run((.5, .5, .6, .6), (.80, .90, .831, .90))}
     assert not {c['name']: c['holds'] for c in bench.done_criteria(runs)}['near_own_best']
+
+
+def test_a_preset_file_of_your_own_is_a_member(bench, tmp_path, monkeypatch):
+    """``--members PATH.json``: a data set that is not in the repository, generated from
+    its preset file and named after it; its options are part of the run's record."""
+    calls = []
+
+    def fake_run(cmd, **kw):
+        calls.append(cmd)
+        if cmd[1] == 'tools/gen_demo_data.py':  # the generator writes the member's meta
+            os.makedirs(cmd[2])
+            with open(osp.join(cmd[2], 'meta.json'), 'w') as f:
+                json.dump(dict(classes=['background', 'x', 'y', 'z']), f)
+
+    monkeypatch.setattr(bench.subprocess, 'run', fake_run)
+    preset = tmp_path / 'presets' / 'my_set.json'
+    preset.parent.mkdir()
+    preset.write_text(json.dumps(dict(description='mine', options=dict(num_classes=3))))
+    args = _args(bench, tmp_path, '--members', str(preset), 'demo', '--skip-deeplab')
+    assert args.members == ['my_set', 'demo']
+    bench.run_member('my_set', 1, args)
+    gen, pipeline = calls
+    assert gen[2:] == [str(tmp_path / 'data' / 'my_set'), '--no-progress', '--preset',
+                       str(preset)]
+    assert 'class_names=[x,y,z]' in pipeline
+    record = json.loads((tmp_path / 'work' / 'my_set' / 'seed1' / 'family_run.json')
+                        .read_text())
+    assert record['preset'] == dict(description='mine', options=dict(num_classes=3))
+    # The same name from an edited preset is another data set: refused, not mixed.
+    preset.write_text(json.dumps(dict(description='mine', options=dict(num_classes=4))))
+    with pytest.raises(SystemExit, match='give this run its own --work-dir'):
+        bench.run_member('my_set', 1, _args(bench, tmp_path, '--members', str(preset)))
+
+
+def test_a_preset_file_is_checked(bench, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        _args(bench, tmp_path, '--members', str(tmp_path / 'missing.json'))
+    assert f'preset file {tmp_path / "missing.json"} does not exist' in \
+        capsys.readouterr().err
+    clash = tmp_path / 'small_objects_256.json'
+    clash.write_text('{}')
+    with pytest.raises(SystemExit):
+        _args(bench, tmp_path, '--members', str(clash))
+    assert "a member named 'small_objects_256' is already given" in capsys.readouterr().err
