@@ -17,7 +17,8 @@ labels are within 3 points of SBCE's own best threshold.
 
     python benchmarks/family_benchmark.py run [--members NAME ...] [--seeds 0 1 2]
         [--work-dir work_dirs/family] [--data-dir data/family] [--skip-deeplab]
-        [--pipeline-options ...] [--sbce-options ...] [--baselines-from WORK_DIR]
+        [--pipeline-options ...] [--baseline-options ...] [--sbce-options ...]
+        [--baselines-from WORK_DIR]
     python benchmarks/family_benchmark.py run --members my_set.json [...]   # your preset
     python benchmarks/family_benchmark.py table [--members ...] [--seeds ...]
         [--work-dir work_dirs/family] [--out FILE.md]
@@ -26,7 +27,9 @@ An ablation of the SBCE stage alone (``--sbce-options``, e.g. another threshold 
 start from the finished baselines of another work dir (``--baselines-from``): the BCE
 baseline, its initial Q and its scored CAMs are copied, so both runs share them exactly.
 Every run records its options in ``family_run.json``; a work dir made with other options is
-refused, as is a baseline made with other ``--pipeline-options``.
+refused, as is a baseline made with other ``--pipeline-options``, ``--baseline-options``
+or preset. ``--baseline-options`` reach the BCE baseline's config only (an ablation of the
+baseline, which the phases start from).
 
 ``run`` is resumable (every pipeline stage leaves a marker) and prints the tables at the end;
 ``table`` only reads finished runs (a seed still running is left out and said so). One member
@@ -68,6 +71,8 @@ def member_names() -> List[str]:
 def run_record(member: str, seed: int, args) -> Dict:
     record = dict(member=member, seed=seed, pipeline_options=list(args.pipeline_options),
                   sbce_options=list(args.sbce_options))
+    if args.baseline_options:  # only when given: the records of older runs stay valid
+        record['baseline_options'] = list(args.baseline_options)
     if member in args.preset_files:  # a preset from outside the repository: its options
         with open(args.preset_files[member]) as f:
             record['preset'] = json.load(f)
@@ -93,7 +98,8 @@ def copy_baseline(source: str, work: str, record: Dict) -> None:
     """Copy the finished baseline stages of the run in ``source`` into ``work``.
 
     Refused when ``source`` is not finished that far or was made with other
-    ``--pipeline-options`` (which reach the baseline too); nothing is copied twice.
+    ``--pipeline-options`` (which reach the baseline too), ``--baseline-options`` or
+    preset; nothing is copied twice.
     """
     markers = osp.join(work, 'stages')
     if all(osp.isfile(osp.join(markers, f'{s}.json')) for s in BASELINE_STAGES):
@@ -104,10 +110,10 @@ def copy_baseline(source: str, work: str, record: Dict) -> None:
                          'this script)')
     with open(src_record) as f:
         theirs = json.load(f)
-    for key in ('member', 'seed', 'pipeline_options'):
-        if theirs[key] != record[key]:
+    for key in ('member', 'seed', 'pipeline_options', 'baseline_options', 'preset'):
+        if theirs.get(key) != record.get(key):
             raise SystemExit(f'--baselines-from: {source} was made with {key} '
-                             f'{theirs[key]!r}, this run with {record[key]!r}')
+                             f'{theirs.get(key)!r}, this run with {record.get(key)!r}')
     for stage in BASELINE_STAGES:
         if not osp.isfile(osp.join(source, 'stages', f'{stage}.json')):
             raise SystemExit(f'--baselines-from: {source} has not finished stage {stage}')
@@ -148,7 +154,7 @@ def run_member(member: str, seed: int, args) -> None:
     cmd = [sys.executable, 'tools/run_pipeline.py', CONFIGS['baseline'], CONFIGS['sbce'],
            CONFIGS['deeplab'], '--data-root', data, '--work-dir', work]
     for name in CONFIGS:
-        extra = args.sbce_options if name == 'sbce' else []
+        extra = dict(sbce=args.sbce_options, baseline=args.baseline_options).get(name, [])
         cmd += [f'--{name}-options', *data_set, *args.pipeline_options, *extra]
     if args.skip_deeplab:
         cmd.append('--skip-deeplab')
@@ -348,6 +354,11 @@ def parse_args(argv=None):
                         help='--cfg-options of the SBCE config only (an ablation of the '
                         'SBCE stage, e.g. pseudo_cfg.threshold=otsu '
                         'custom_hooks.1.pseudo_cfg.threshold=otsu)')
+    parser.add_argument('--baseline-options', nargs='+', default=[], metavar='KEY=VALUE',
+                        help='--cfg-options of the BCE baseline config only (an ablation '
+                        'of the baseline, e.g. a longer schedule: train_cfg.max_iters=800 '
+                        'param_scheduler.0.end=800 train_cfg.val_interval=800 '
+                        'default_hooks.checkpoint.interval=800)')
     parser.add_argument('--baselines-from', metavar='WORK_DIR',
                         help='copy each run\'s finished BCE baseline and initial Q from '
                         'this work dir of the script (same member, seed and '

@@ -112,6 +112,15 @@ def _fake_data(tmp_path, member):
     (data / 'meta.json').write_text(json.dumps(dict(classes=['background', 'a', 'b'])))
 
 
+def _option_groups(cmd):
+    groups = {}
+    for flag in ('--baseline-options', '--sbce-options', '--deeplab-options'):
+        start = cmd.index(flag) + 1
+        end = next((i for i in range(start, len(cmd)) if cmd[i].startswith('--')), len(cmd))
+        groups[flag] = cmd[start:end]
+    return groups
+
+
 def test_run_member_gives_sbce_options_to_the_sbce_config_only(bench, tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(bench.subprocess, 'run', lambda cmd, **kw: calls.append(cmd))
@@ -120,11 +129,7 @@ def test_run_member_gives_sbce_options_to_the_sbce_config_only(bench, tmp_path, 
                  '--sbce-options', 'pseudo_cfg.threshold=otsu', '--skip-deeplab')
     bench.run_member('demo', 3, args)
     cmd = calls[-1]
-    groups = {}
-    for flag in ('--baseline-options', '--sbce-options', '--deeplab-options'):
-        start = cmd.index(flag) + 1
-        end = next((i for i in range(start, len(cmd)) if cmd[i].startswith('--')), len(cmd))
-        groups[flag] = cmd[start:end]
+    groups = _option_groups(cmd)
     common = ['class_names=[a,b]', 'randomness.seed=3', 'a=1']
     assert groups['--baseline-options'] == common == groups['--deeplab-options']
     assert groups['--sbce-options'] == common + ['pseudo_cfg.threshold=otsu']
@@ -278,3 +283,32 @@ def test_a_preset_file_is_checked(bench, tmp_path, capsys):
     with pytest.raises(SystemExit):
         _args(bench, tmp_path, '--members', str(clash))
     assert "a member named 'small_objects_256' is already given" in capsys.readouterr().err
+
+
+def test_baseline_options_reach_the_baseline_only(bench, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(bench.subprocess, 'run', lambda cmd, **kw: calls.append(cmd))
+    _fake_data(tmp_path, 'demo')
+    args = _args(bench, tmp_path, '--members', 'demo', '--baseline-options',
+                 'train_cfg.max_iters=800')
+    bench.run_member('demo', 0, args)
+    groups = _option_groups(calls[-1])
+    common = ['class_names=[a,b]', 'randomness.seed=0']
+    assert groups['--baseline-options'] == common + ['train_cfg.max_iters=800']
+    assert groups['--sbce-options'] == common == groups['--deeplab-options']
+    record = json.loads((tmp_path / 'work' / 'demo' / 'seed0' / 'family_run.json')
+                        .read_text())
+    assert record['baseline_options'] == ['train_cfg.max_iters=800']
+    # Without them the record has no such key: work dirs of older runs stay valid.
+    bench.run_member('demo', 0, _args(bench, tmp_path, '--members', 'demo', '--work-dir',
+                                      str(tmp_path / 'plain')))
+    assert 'baseline_options' not in json.loads(
+        (tmp_path / 'plain' / 'demo' / 'seed0' / 'family_run.json').read_text())
+    # A baseline trained with other options is not copied into a run without them.
+    (tmp_path / 'work' / 'demo' / 'seed0' / 'stages').mkdir()
+    for stage in bench.BASELINE_STAGES:
+        (tmp_path / 'work' / 'demo' / 'seed0' / 'stages' / f'{stage}.json').write_text('{}')
+    with pytest.raises(SystemExit, match='baseline_options'):
+        bench.run_member('demo', 0, _args(bench, tmp_path, '--members', 'demo',
+                                          '--work-dir', str(tmp_path / 'other'),
+                                          '--baselines-from', str(tmp_path / 'work')))
