@@ -264,7 +264,7 @@ def done_criteria(runs: Dict[int, Dict], tolerance: float = 3.0) -> List[Dict]:
        points below SBCE's own best threshold, without dCRF and with it.
 
     Returns one dict per criterion: ``name``, ``holds`` and ``evidence`` (the numbers, as
-    text); ``holds`` is False wherever a cell is missing.
+    text). Every cell must be there (``read_run`` gives all four columns of every row).
     """
     phases = len(runs[min(runs)]['rows']) - 1
     out = []
