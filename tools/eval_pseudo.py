@@ -127,7 +127,11 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f'eval_pseudo: {exc}', file=sys.stderr)
         return 1
-    ids = read_split(args.split)
+    try:
+        ids = read_split(args.split)
+    except OSError as exc:  # a missing or unreadable split file: one line, not a traceback
+        print(f'eval_pseudo: --split {args.split}: {exc.strerror or exc}', file=sys.stderr)
+        return 1
     if args.probs_dir is not None and args.sweep is None:
         args.sweep = list(DEFAULT_SWEEP)
     try:

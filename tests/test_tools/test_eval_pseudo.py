@@ -100,3 +100,14 @@ def test_eval_pseudo_class_names(eval_pseudo, dirs, capsys, tmp_path):
     # names that disagree with --num-classes: one clear error
     assert eval_pseudo.main(base + ['--class-names', 'circle', '--num-classes', '3']) == 1
     assert '--num-classes 3 but 2 class names' in capsys.readouterr().err
+
+
+def test_eval_pseudo_missing_split_file(eval_pseudo, dirs, capsys):
+    """A split file that is not there is a one-line error naming it, not a traceback."""
+    missing = str(dirs / 'ImageSets' / 'train.txt')
+    code = eval_pseudo.main([str(dirs / 'pred'), '--gt', str(dirs / 'gt'), '--split', missing,
+                             '--num-classes', '3', '--out', str(dirs / 'r')])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.strip() == f'eval_pseudo: --split {missing}: No such file or directory'
+    assert not (dirs / 'r.json').exists()
