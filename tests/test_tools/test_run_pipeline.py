@@ -163,6 +163,52 @@ def test_refine_routes_beside_dcrf(finished_run, load_tool, capsys):
     assert _stamps(work) == after
 
 
+def test_threshold_settle_moves_only_the_branch(finished_run, tmp_path, capsys):
+    """benchmarks/threshold_settle.py on the finished run: from phase 1's checkpoint only the
+    threshold branch changes (every other weight and every BN statistic stays the phase's),
+    the settled labels are scored, the table row carries the run's own numbers, and a second
+    call reuses the finished score."""
+    import importlib.util
+
+    import torch
+    spec = importlib.util.spec_from_file_location(
+        '_bench_threshold_settle', osp.join(osp.dirname(osp.dirname(osp.dirname(
+            osp.abspath(__file__)))), 'benchmarks', 'threshold_settle.py'))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    work, out_dir = finished_run['work'], str(tmp_path / 'settle')
+    assert bench.main([work, '--phases', '1', '--iters', '100', '--out-dir', out_dir]) == 0
+    out = capsys.readouterr().out
+    (run_dir, ) = os.listdir(out_dir)
+    run_dir = osp.join(out_dir, run_dir)
+
+    before = torch.load(osp.join(work, 'sbce', 'iter_2.pth'), map_location='cpu',
+                        weights_only=False)['state_dict']
+    after = torch.load(osp.join(run_dir, 'iter_100.pth'), map_location='cpu',
+                       weights_only=False)['state_dict']
+    assert set(before) == set(after)
+    changed = sorted(k for k in before if before[k].is_floating_point()
+                     and not torch.equal(before[k], after[k]))
+    assert changed == ['decode_head.conv_thr.weight']
+
+    with open(osp.join(run_dir, 'eval.json')) as f:
+        settled = json.load(f)['prediction']['miou']
+    with open(osp.join(work, 'summary.json')) as f:
+        phase1 = json.load(f)['rows'][1]
+    row = next(line for line in out.splitlines() if line.startswith(f'| {work} | 1 |'))
+    cells = [c.strip() for c in row.strip('|').split('|')]
+    assert cells[2:4] == [f'{100 * phase1["init"]:.1f}', f'{100 * settled:.1f}']
+    assert cells[4].startswith(f'{100 * phase1["best"]:.1f} (t=')
+    assert cells[5] == (f'{100 * (phase1["best"] - phase1["init"]):.1f} -> '
+                        f'{100 * (phase1["best"] - settled):.1f}')
+
+    stamp = os.path.getmtime(osp.join(run_dir, 'iter_100.pth'))
+    assert bench.main([work, '--iters', '100', '--out-dir', out_dir]) == 0
+    assert os.path.getmtime(osp.join(run_dir, 'iter_100.pth')) == stamp  # reused
+    with pytest.raises(SystemExit):
+        bench.parse_args([work, '--iters', '150'])
+
+
 @pytest.mark.parametrize('extra, message', [
     (['--refine', 'irn'], '--refine irn needs --irn-config'),
     (['--refine', 'irn', '--irn-config', 'configs/irn/missing.py'],
