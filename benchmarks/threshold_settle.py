@@ -133,7 +133,11 @@ def settle(work: str, phase: int, iters: int, out: str) -> float:
 
 def phase_row(work: str, phase: int) -> dict:
     """The run's own numbers for ``phase``: adaptive labels and best threshold, no dCRF."""
-    with open(osp.join(work, 'summary.json')) as f:
+    path = osp.join(work, 'summary.json')
+    if not osp.isfile(path):
+        raise SystemExit(f'threshold_settle: {path} not found: the run must have finished '
+                         'with ground truth (its evaluation stage writes the summary)')
+    with open(path) as f:
         rows = json.load(f)['rows']
     return rows[phase]  # row 0 is the baseline
 
@@ -168,6 +172,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     lines = [HEADER]
     for work in args.work_dirs:
+        phase_row(work, 1)  # a run that cannot be reported is refused before any training
         for phase in args.phases:
             name = osp.normpath(work).replace(osp.sep, '_').strip('_.')
             out = osp.abspath(osp.join(args.out_dir, f'{name}_p{phase}_n{args.iters}'))

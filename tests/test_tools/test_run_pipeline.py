@@ -207,6 +207,8 @@ def test_threshold_settle_moves_only_the_branch(finished_run, tmp_path, capsys):
     assert os.path.getmtime(osp.join(run_dir, 'iter_100.pth')) == stamp  # reused
     with pytest.raises(SystemExit):
         bench.parse_args([work, '--iters', '150'])
+    with pytest.raises(SystemExit, match='summary.json not found'):
+        bench.main([str(tmp_path), '--out-dir', out_dir])
 
 
 @pytest.mark.parametrize('extra, message', [
