@@ -22,6 +22,7 @@ is 100, and that iteration changes nothing (rate 0). Finished outputs are reused
 import argparse
 import glob
 import json
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -68,19 +69,18 @@ def frozen_norm_cfg(backbone: dict):
     return dict(norm, momentum=0.0)
 
 
-def phase_iteration(schedule: dict, phase: int) -> int:
-    return schedule.get('bce_iters', 0) + phase * schedule['phase_iters']
-
-
 def settle_commands(work: str, phase: int, iters: int, out: str) -> List[List[str]]:
     """The three commands (train, label, score) of one settle run, and the config they read
     (written to ``out/settle.py``)."""
     from mmengine import Config
+
+    from mmseg_sbce.engine import PhaseSchedule
     base = run_config(work)
     cfg = Config.fromfile(base)
-    schedule = dict(cfg.phase_schedule)
-    if not 1 <= phase <= schedule['num_phases']:
-        raise SystemExit(f'threshold_settle: phase {phase} not in 1..{schedule["num_phases"]}')
+    schedule = PhaseSchedule.build(dict(cfg.phase_schedule))
+    if not 1 <= phase <= schedule.num_phases:
+        raise SystemExit(f'threshold_settle: phase {phase} not in 1..{schedule.num_phases}')
+    phase_end = schedule.phase_start(phase) + schedule.phase_length(phase)
     keys = cfg.optim_wrapper.get('paramwise_cfg', {}).get('custom_keys', {})
     branch = keys.get('decode_head.conv_thr', {}).get('lr_mult', 1.0)
     config = osp.join(out, 'settle.py')
@@ -91,10 +91,13 @@ def settle_commands(work: str, phase: int, iters: int, out: str) -> List[List[st
                   if t.type == 'LoadQMap')
     q_store = osp.join(work, 'sbce', 'q')
     q = osp.join(work, 'q_init') if phase == 1 else osp.join(q_store, f'phase_{phase}')
-    data = cfg.train_dataloader.dataset.data_root
+    # scored as the run scored its phases: the split its export labelled, its ground truth
+    infer = cfg.get('infer_dataset') or cfg.pseudo_dataloader.dataset
+    with open(osp.join(work, f'eval_sbce_p{phase}.json')) as f:
+        gt_dir = json.load(f)['gt_dir']
     py = sys.executable
     train = [py, 'tools/train.py', config, '--work-dir', out, '--cfg-options',
-             f'load_from={osp.join(work, "sbce", f"iter_{phase_iteration(schedule, phase)}.pth")}',
+             f'load_from={osp.join(work, "sbce", f"iter_{phase_end}.pth")}',
              f'custom_hooks.{hook}.init_q_dir={q}', f'custom_hooks.{hook}.q_dir={out}/q',
              f'train_dataloader.dataset.pipeline.{load_q}.q_dir={out}/q',
              'phase_schedule.gamma=100', 'phase_schedule.theta=1', 'phase_schedule.bce_iters=0',
@@ -102,9 +105,8 @@ def settle_commands(work: str, phase: int, iters: int, out: str) -> List[List[st
              f'param_scheduler.0.phase_factors=[{tuple(_phase_factor(cfg, phase))}]']
     label = [py, 'tools/gen_pseudo.py', config, osp.join(out, f'iter_{iters}.pth'), '--out',
              osp.join(out, 'labels'), '--no-crf', '--no-progress', '--overwrite']
-    score = [py, 'tools/eval_pseudo.py', osp.join(out, 'labels'), '--gt',
-             osp.join(data, 'SegmentationClass'), '--split',
-             osp.join(data, 'ImageSets', 'Segmentation', 'train.txt'), '--num-classes',
+    score = [py, 'tools/eval_pseudo.py', osp.join(out, 'labels'), '--gt', gt_dir, '--split',
+             osp.join(infer.data_root, infer.ann_file), '--num-classes',
              str(cfg.model.decode_head.num_classes + 1), '--out', osp.join(out, 'eval')]
     return [train, label, score]
 
@@ -120,7 +122,6 @@ def settle(work: str, phase: int, iters: int, out: str) -> float:
     """mIoU (0-1) of the settled labels; reuses a finished score."""
     report = osp.join(out, 'eval.json')
     if not osp.exists(report):
-        import os
         os.makedirs(out, exist_ok=True)
         for cmd in settle_commands(work, phase, iters, out):
             log = osp.join(out, osp.basename(cmd[1]).replace('.py', '.log'))
