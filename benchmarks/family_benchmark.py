@@ -18,10 +18,10 @@ labels are within 3 points of SBCE's own best threshold.
     python benchmarks/family_benchmark.py run [--members NAME ...] [--seeds 0 1 2]
         [--work-dir work_dirs/family] [--data-dir data/family] [--skip-deeplab]
         [--pipeline-options ...] [--baseline-options ...] [--sbce-options ...]
-        [--baselines-from WORK_DIR]
+        [--baselines-from WORK_DIR] [--baseline-only | --equal-budget-baseline]
     python benchmarks/family_benchmark.py run --members my_set.json [...]   # your preset
     python benchmarks/family_benchmark.py table [--members ...] [--seeds ...]
-        [--work-dir work_dirs/family] [--out FILE.md]
+        [--work-dir work_dirs/family] [--compare-baselines WORK_DIR] [--out FILE.md]
 
 An ablation of the SBCE stage alone (``--sbce-options``, e.g. another threshold rule) can
 start from the finished baselines of another work dir (``--baselines-from``): the BCE
@@ -30,6 +30,12 @@ Every run records its options in ``family_run.json``; a work dir made with other
 refused, as is a baseline made with other ``--pipeline-options``, ``--baseline-options``
 or preset. ``--baseline-options`` reach the BCE baseline's config only (an ablation of the
 baseline, which the phases start from).
+
+The phases start from the baseline and train on, so the SBCE labels have had more training
+than the baseline's. ``--equal-budget-baseline`` runs the control: the baseline alone
+(``--baseline-only``: no SBCE, no DeepLab), trained from scratch for as many iterations as
+the recipe's baseline and phases together; ``table --compare-baselines`` then checks the
+SBCE rows of one work dir against those baselines (same member and seed).
 
 ``run`` is resumable (every pipeline stage leaves a marker) and prints the tables at the end;
 ``table`` only reads finished runs (a seed still running is left out and said so). One member
@@ -63,6 +69,21 @@ BASELINE_STAGES = ('2_baseline', '3_initial_q')
 BASELINE_OUTPUTS = ('baseline', 'q_init', 'pseudo_baseline_nocrf')
 
 
+def equal_budget_options() -> List[str]:
+    """``--cfg-options`` that train the BCE baseline for as many iterations as the recipe
+    trains in all (its baseline, which the SBCE phases start from, and the phases): the
+    control for Spatial-BCE's extra training (``--equal-budget-baseline``)."""
+    from mmengine.config import Config
+    from mmseg_sbce.engine.phase_schedule import PhaseSchedule
+    base = Config.fromfile(osp.join(REPO, CONFIGS['baseline']))
+    sbce = Config.fromfile(osp.join(REPO, CONFIGS['sbce']))
+    total = base.train_cfg.max_iters + PhaseSchedule.build(sbce.phase_schedule).total_iters
+    scheduler = [i for i, p in enumerate(base.param_scheduler) if p.get('end') is not None]
+    return [f'train_cfg.max_iters={total}', f'train_cfg.val_interval={total}',
+            f'default_hooks.checkpoint.interval={total}',
+            *[f'param_scheduler.{i}.end={total}' for i in scheduler]]
+
+
 def member_names() -> List[str]:
     return sorted(osp.splitext(osp.basename(p))[0]
                   for p in glob.glob(osp.join(PRESET_DIR, '*.json'))) + [DEMO]
@@ -73,6 +94,8 @@ def run_record(member: str, seed: int, args) -> Dict:
                   sbce_options=list(args.sbce_options))
     if args.baseline_options:  # only when given: the records of older runs stay valid
         record['baseline_options'] = list(args.baseline_options)
+    if args.baseline_only:
+        record['baseline_only'] = True
     if member in args.preset_files:  # a preset from outside the repository: its options
         with open(args.preset_files[member]) as f:
             record['preset'] = json.load(f)
@@ -158,6 +181,8 @@ def run_member(member: str, seed: int, args) -> None:
         cmd += [f'--{name}-options', *data_set, *args.pipeline_options, *extra]
     if args.skip_deeplab:
         cmd.append('--skip-deeplab')
+    if args.baseline_only:
+        cmd.append('--baseline-only')
     print(f'\n[family] ===== {member}, seed {seed} =====', flush=True)
     subprocess.run(cmd, cwd=REPO, check=True)
 
@@ -316,19 +341,31 @@ def criteria_text(runs: Dict[int, Dict]) -> str:
     return '\n'.join(lines)
 
 
+def with_baseline_of(run: Dict, other: Dict, label: str) -> Dict:
+    """``run`` with its baseline row replaced by ``other``'s (``label`` appended to its
+    name): the SBCE phases compared with another baseline of the same member and seed."""
+    row = dict(other['rows'][0], name=f"{other['rows'][0]['name']}, {label}")
+    return dict(run, rows=[row] + run['rows'][1:])
+
+
 def tables(args) -> str:
     out = []
     for member in args.members:
         runs, pending = {}, []
         for seed in args.seeds:
             run = read_run(osp.join(args.work_dir, member, f'seed{seed}'))
+            if run is not None and args.compare_baselines:
+                other = read_run(osp.join(args.compare_baselines, member, f'seed{seed}'))
+                run = other and with_baseline_of(run, other,
+                                                 osp.basename(args.compare_baselines))
             if run is None:
                 pending.append(seed)
             else:
                 runs[seed] = run
         if runs:
             out.append(member_table(member, runs))
-            out.append(criteria_text(runs))
+            if len(runs[min(runs)]['rows']) > 1:  # a baseline-only run has no criteria
+                out.append(criteria_text(runs))
         if pending:
             out.append(f'({member}: seeds {pending} not finished)')
     return '\n\n'.join(out) + '\n'
@@ -363,8 +400,28 @@ def parse_args(argv=None):
                         help='copy each run\'s finished BCE baseline and initial Q from '
                         'this work dir of the script (same member, seed and '
                         '--pipeline-options) instead of training them again')
+    parser.add_argument('--baseline-only', action='store_true',
+                        help='run: train and score the BCE baseline only (no SBCE, no '
+                        'DeepLab)')
+    parser.add_argument('--equal-budget-baseline', action='store_true',
+                        help='run: the baseline only, trained for as many iterations as '
+                        'the recipe\'s baseline and SBCE phases together (the control for '
+                        'the phases\' extra training); compare it with --compare-baselines')
+    parser.add_argument('--compare-baselines', metavar='WORK_DIR',
+                        help='table: each run\'s baseline row taken from this work dir\'s '
+                        'run of the same member and seed (e.g. an --equal-budget-baseline '
+                        'run), and criterion 1 checked against it')
     parser.add_argument('--out', help='also write the tables to this Markdown file')
     args = parser.parse_args(argv)
+    if args.equal_budget_baseline:
+        if args.baseline_options:
+            parser.error('--equal-budget-baseline sets the baseline\'s schedule: not with '
+                         '--baseline-options')
+        args.baseline_only = True
+        args.baseline_options = equal_budget_options()
+    if args.baseline_only and (args.sbce_options or args.baselines_from):
+        parser.error('--baseline-only runs no SBCE stage: not with --sbce-options or '
+                     '--baselines-from')
     args.preset_files, members = {}, []
     for member in args.members:
         if member.endswith('.json'):
@@ -387,6 +444,10 @@ def parse_args(argv=None):
         args.baselines_from = osp.abspath(args.baselines_from)
         if args.baselines_from == args.work_dir:
             parser.error('--baselines-from is this --work-dir')
+    if args.compare_baselines:
+        args.compare_baselines = osp.abspath(args.compare_baselines)
+        if not osp.isdir(args.compare_baselines):
+            parser.error(f'--compare-baselines: no such folder: {args.compare_baselines}')
     args.data_dir = osp.abspath(args.data_dir)
     return args
 

@@ -150,8 +150,13 @@ def parse_args(argv=None):
                         help='outputs of every stage')
     parser.add_argument('--skip-deeplab', action='store_true',
                         help='stop after evaluating the pseudo-labels')
+    parser.add_argument('--baseline-only', action='store_true',
+                        help='train and score the BCE baseline only (no SBCE, no DeepLab): '
+                        'a baseline schedule compared on its own')
     add_refine_args(parser)
     args = parser.parse_args(argv)
+    if args.baseline_only and args.refine:
+        parser.error('--refine starts from the SBCE maps: not with --baseline-only')
     args.description = None
     if args.dataset:
         from mmseg_sbce.utils.runner_config import load_dataset_description
@@ -234,6 +239,7 @@ class Pipeline:
         gt_split (str, optional): The ids to score (default: the SBCE config's
             ``infer_dataset.ann_file`` under ``data_root``).
         skip_deeplab (bool): Stop after the pseudo-labels.
+        baseline_only (bool): Stop after the BCE baseline and its evaluation.
         label (str): Name in the stage messages and of the picture.
         refine (Sequence[str]): Second-stage routes beside dCRF (:data:`ROUTES`): ``irn``
             needs ``configs['irn']`` (its ``--cfg-options`` in ``options['irn']``),
@@ -248,7 +254,10 @@ class Pipeline:
     def __init__(self, work_dir: str, data_root: str, configs: dict, options: dict = None,
                  gt_dir: str = None, gt_split: str = None, skip_deeplab: bool = False,
                  label: str = 'pipeline', refine=(), saliency_dir: str = None,
-                 saliency_options=()):
+                 saliency_options=(), baseline_only: bool = False):
+        if baseline_only and refine:
+            raise ValueError('refine routes start from the SBCE maps: not with baseline_only')
+        self.baseline_only = baseline_only
         self.refine = [r for r in ROUTES if r in refine]  # fixed order: irn, then saliency
         if 'irn' in self.refine and not configs.get('irn'):
             raise ValueError('refine "irn" needs configs["irn"], an IRN config')
@@ -304,7 +313,8 @@ class Pipeline:
                     source=args.dataset)
         return cls(args.work_dir, data, configs, options, gt_dir=gt_dir,
                    gt_split=args.gt_split and osp.abspath(args.gt_split),
-                   skip_deeplab=args.skip_deeplab, **refine_kwargs(args))
+                   skip_deeplab=args.skip_deeplab, baseline_only=args.baseline_only,
+                   **refine_kwargs(args))
 
     def data_options(self, name: str) -> list:
         """``--cfg-options`` pointing every data set of config ``name`` at the data root
@@ -421,6 +431,22 @@ class Pipeline:
                     *self.data_options('baseline'), *base_opt)
         self.stage('3_initial_q', initial_q)
 
+        # the baseline's labels against the training ground truth: without dCRF with a
+        # threshold sweep, its initial Q (+dCRF), and the best threshold with dCRF
+        def evaluate_baseline():
+            self.eval_dir(osp.join(w, 'pseudo_baseline_nocrf'), osp.join(w, 'eval_baseline'),
+                          probs=osp.join(w, 'pseudo_baseline_nocrf', 'probs'))
+            self.eval_dir(osp.join(w, 'q_init'), osp.join(w, 'eval_baseline_crf'))
+            self.best_threshold_crf('baseline', base_ckpt, osp.join(w, 'eval_baseline'),
+                                    osp.join(w, 'pseudo_baseline_nocrf', 'probs'),
+                                    osp.join(w, 'pseudo_baseline_best_crf'),
+                                    osp.join(w, 'eval_baseline_best_crf'))
+        if self.baseline_only:
+            if self.gt_dir is not None:
+                self.stage('6_eval_baseline', evaluate_baseline)
+            self.summarise(0)
+            return
+
         # 4. Spatial-BCE phases, starting from the baseline and its Q
         q_dir = osp.join(w, 'sbce', 'q')
         hook = next(i for i, h in enumerate(sbce_cfg.custom_hooks) if h.type == 'QUpdateHook')
@@ -454,13 +480,7 @@ class Pipeline:
 
         # 6. evaluate against the training ground truth (evaluation only: nothing flows back)
         def evaluate():
-            self.eval_dir(osp.join(w, 'pseudo_baseline_nocrf'), osp.join(w, 'eval_baseline'),
-                          probs=osp.join(w, 'pseudo_baseline_nocrf', 'probs'))
-            self.eval_dir(osp.join(w, 'q_init'), osp.join(w, 'eval_baseline_crf'))
-            self.best_threshold_crf('baseline', base_ckpt, osp.join(w, 'eval_baseline'),
-                                    osp.join(w, 'pseudo_baseline_nocrf', 'probs'),
-                                    osp.join(w, 'pseudo_baseline_best_crf'),
-                                    osp.join(w, 'eval_baseline_best_crf'))
+            evaluate_baseline()
             for k in range(1, phases + 1):
                 maps = self.maps_dir(k, phases)
                 self.eval_dir(maps, osp.join(w, f'eval_sbce_p{k}'),
@@ -675,10 +695,11 @@ class Pipeline:
 
     def figure(self, phases):
         """Image | ground truth | CAMs | pseudo-label grid, for a VOC-style layout with
-        ground truth (``JPEGImages`` + the ground-truth folder)."""
+        ground truth (``JPEGImages`` + the ground-truth folder). None after
+        ``baseline_only`` (``phases`` 0): the picture sets the baseline beside the SBCE maps."""
         from mmseg_sbce.evaluation.visualize import comparison_figure
         w = self.work
-        if self.gt_dir is None or osp.realpath(self.gt_dir) != osp.realpath(
+        if not phases or self.gt_dir is None or osp.realpath(self.gt_dir) != osp.realpath(
                 osp.join(self.data, 'SegmentationClass')) or not osp.isdir(
                     osp.join(self.data, 'JPEGImages')):
             return

@@ -312,3 +312,85 @@ def test_baseline_options_reach_the_baseline_only(bench, tmp_path, monkeypatch):
         bench.run_member('demo', 0, _args(bench, tmp_path, '--members', 'demo',
                                           '--work-dir', str(tmp_path / 'other'),
                                           '--baselines-from', str(tmp_path / 'work')))
+
+
+def test_equal_budget_baseline_trains_as_long_as_the_whole_recipe(bench, tmp_path,
+                                                                  monkeypatch):
+    """--equal-budget-baseline: the baseline alone, for the baseline's iterations plus every
+    SBCE phase's (read from the configs), its scheduler ending there too."""
+    from mmengine.config import Config
+    base = Config.fromfile(osp.join(bench.REPO, bench.CONFIGS['baseline']))
+    sbce = Config.fromfile(osp.join(bench.REPO, bench.CONFIGS['sbce']))
+    layout = sbce.phase_schedule
+    total = base.train_cfg.max_iters + layout.bce_iters + \
+        layout.num_phases * layout.phase_iters
+    assert total > base.train_cfg.max_iters
+    calls = []
+    monkeypatch.setattr(bench.subprocess, 'run', lambda cmd, **kw: calls.append(cmd))
+    _fake_data(tmp_path, 'demo')
+    args = _args(bench, tmp_path, '--members', 'demo', '--equal-budget-baseline')
+    assert args.baseline_only
+    bench.run_member('demo', 1, args)
+    cmd = calls[-1]
+    assert cmd[-1] == '--baseline-only'
+    groups = _option_groups(cmd)
+    common = ['class_names=[a,b]', 'randomness.seed=1']
+    assert groups['--baseline-options'] == common + [
+        f'train_cfg.max_iters={total}', f'train_cfg.val_interval={total}',
+        f'default_hooks.checkpoint.interval={total}', f'param_scheduler.0.end={total}']
+    assert groups['--sbce-options'] == common
+    record = json.loads((tmp_path / 'work' / 'demo' / 'seed1' / 'family_run.json')
+                        .read_text())
+    assert record['baseline_only'] is True
+    assert record['baseline_options'][0] == f'train_cfg.max_iters={total}'
+
+
+@pytest.mark.parametrize('extra, message', [
+    (['--equal-budget-baseline', '--baseline-options', 'a=1'], 'not with --baseline-options'),
+    (['--baseline-only', '--sbce-options', 'a=1'], 'runs no SBCE stage'),
+    (['--baseline-only', '--baselines-from', 'elsewhere'], 'runs no SBCE stage'),
+    (['--compare-baselines', 'no/such/dir'], '--compare-baselines: no such folder'),
+])
+def test_baseline_only_options_are_checked(bench, tmp_path, capsys, extra, message):
+    with pytest.raises(SystemExit):
+        _args(bench, tmp_path, '--members', 'demo', *extra)
+    assert message in capsys.readouterr().err
+
+
+def test_compare_baselines_checks_criterion_1_against_another_baseline(bench, tmp_path):
+    """The SBCE rows of one work dir against the baseline rows of another (a baseline-only
+    run): the table shows the other baseline and criterion 1 uses its numbers; a seed whose
+    other baseline is not finished is pending; a baseline-only table has no criteria."""
+    fg = dict(eval_baseline=(20, 10), eval_baseline_crf=(20, 12), eval_sbce_p1=(20, 30),
+              eval_sbce_p1_crf=(20, 25), eval_sbce_p2=(20, 22))
+    only = dict(eval_baseline=(20, 15), eval_baseline_crf=(20, 16))
+    for seed in (0, 1):
+        _write_run(str(tmp_path / 'work' / 'm' / f'seed{seed}'), _rows(0.01 * seed), 70.0,
+                   fg)
+    # the other baseline: best threshold +dCRF 0.85 (seed 0) and 0.86 (seed 1)
+    base = dict(name='BCE baseline', init=0.6, crf=0.65, best=0.75, best_threshold=0.1)
+    _write_run(str(tmp_path / 'budget' / 'm' / 'seed0'), [dict(base, best_crf=0.85)], None,
+               only)
+    _write_run(str(tmp_path / 'budget' / 'm' / 'seed1'), [dict(base, best_crf=0.86)], None,
+               only)
+    args = bench.parse_args(['table', '--work-dir', str(tmp_path / 'work'), '--members',
+                             'demo', '--seeds', '0', '1', '2', '--compare-baselines',
+                             str(tmp_path / 'budget')])
+    args.members = ['m']
+    text = bench.tables(args)
+    assert '| BCE baseline, budget | 60.0 (0.0) | 65.0 (0.0) | 75.0 (0.0) | 85.5 (1.0) | 0.10 |' \
+        ' 15.0 (0.0) | 16.0 (0.0) |' in text
+    # phase 2 +dCRF 60.5 (seeds 60, 61) against the other baseline's 85.5: -25.0
+    assert 'vs baseline best threshold +dCRF 85.5: -25.0, spread 1.0 (per seed -25.0, -25.0)' \
+        in text
+    assert '(m: seeds [2] not finished)' in text
+    # seed 1's other baseline not finished: that seed is pending, not compared with its own
+    os.remove(tmp_path / 'budget' / 'm' / 'seed1' / 'summary.json')
+    assert '(m: seeds [1, 2] not finished)' in bench.tables(args)
+    # the baseline-only work dir on its own: its table, no criteria
+    args = bench.parse_args(['table', '--work-dir', str(tmp_path / 'budget'), '--members',
+                             'demo', '--seeds', '0'])
+    args.members = ['m']
+    text = bench.tables(args)
+    assert '| BCE baseline | 60.0 | 65.0 | 75.0 | 85.0 | 0.10 | 15.0 | 16.0 |' in text
+    assert "Issue 16's criteria" not in text

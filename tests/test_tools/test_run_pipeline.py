@@ -283,6 +283,34 @@ def test_pipeline_without_ground_truth_skips_evaluation(user_data, tmp_path, loa
     assert len(os.listdir(osp.join(work, 'pseudo_sbce'))) >= 4
 
 
+def test_baseline_only_stops_after_the_baseline(user_data, tmp_path, load_tool, capsys):
+    """--baseline-only: the baseline is trained, exported and scored (all four columns of
+    its row), nothing of SBCE or DeepLab runs, and a second run skips every stage."""
+    tool = load_tool('run_pipeline')
+    work = str(tmp_path / 'work')
+    tool.main([*_args(user_data, work), '--baseline-only'])
+    stages = sorted(n[:-5] for n in os.listdir(osp.join(work, 'stages')))
+    assert stages == ['2_baseline', '3_initial_q', '6_eval_baseline']
+    with open(osp.join(work, 'summary.json')) as f:
+        summary = json.load(f)
+    assert [r['name'] for r in summary['rows']] == ['BCE baseline (CAM, config threshold 0.3)']
+    row = summary['rows'][0]
+    for column in ('init', 'crf', 'best', 'best_crf'):
+        assert 0.0 <= row[column] <= 1.0
+    assert summary['deeplab_miou'] is None
+    for absent in ('sbce', 'pseudo_sbce', 'deeplab', 'pipeline.png'):
+        assert not osp.exists(osp.join(work, absent))
+    stamps = _stamps(work)
+    tool.main([*_args(user_data, work), '--baseline-only'])
+    assert stamps == _stamps(work)
+    # the routes start from SBCE maps: refused before anything runs
+    with pytest.raises(SystemExit):
+        tool.main([*_args(user_data, str(tmp_path / 'other')), '--baseline-only',
+                   '--refine', 'irn', '--irn-config', IRN])
+    assert 'not with --baseline-only' in capsys.readouterr().err
+    assert not osp.exists(tmp_path / 'other')
+
+
 def test_bad_data_root_is_one_line(tmp_path, load_tool):
     tool = load_tool('run_pipeline')
     with pytest.raises(SystemExit):
