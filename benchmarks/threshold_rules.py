@@ -15,6 +15,10 @@ against the training ground truth (evaluation only: no rule looks at it, except 
 - ``otsu logits, one per image``: Otsu's split of the image's foreground map
   ``max_c x_c``, the same threshold for all its classes (eq. 9 then decides between
   classes by ``p`` alone, as a constant threshold does);
+- ``Q fraction`` (with ``--q-dir``): each map's own value at the fraction of its image that
+  a Q map (e.g. the run's next Q, ``WORK_DIR/sbce/q/phase_N``) gives the class, i.e. the
+  percentile the classifier sub-phase uses as ``t``, taken on the fused maps eq. 9 reads
+  (a class Q gives no pixel gets the map's maximum: labelled nowhere);
 - ``best constant``: one threshold for every map, swept 0.01-0.99 with the ground truth
   (without dCRF; the +dCRF cell uses that threshold).
 
@@ -27,7 +31,7 @@ are: the config's constant (``--cam-threshold``, the demo's 0.3), Otsu per map o
 Otsu per image on ``max_c CAM_c``, and the best constant.
 
     python benchmarks/threshold_rules.py MAPS_DIR DATA_ROOT [--cam [--cam-threshold T]]
-        [--no-crf] [--workers N] [--out FILE.md]
+        [--q-dir Q_DIR] [--no-crf] [--workers N] [--out FILE.md]
 
 ``MAPS_DIR`` is e.g. ``WORK_DIR/pseudo_sbce_p1_nocrf`` of ``tools/run_pipeline.py``;
 ``DATA_ROOT`` holds ``JPEGImages/`` and ``SegmentationClass/`` (and ``meta.json`` or
@@ -54,18 +58,26 @@ from mmseg_sbce.evaluation.pseudo_eval import (confusion_matrix,  # noqa: E402
                                                metrics_from_confusion)
 from mmseg_sbce.models.labelling import cam_from_logits  # noqa: E402
 from mmseg_sbce.models.losses.otsu import otsu_threshold  # noqa: E402
+from mmseg_sbce.models.losses.percentile import percentile_threshold  # noqa: E402
 from mmseg_sbce.utils.parallel import fork_pool  # noqa: E402
 
 RULES = ('learned', 'otsu logits', 'otsu probabilities', 'otsu logits, one per image')
+Q_RULE = 'Q fraction'
 CAM_RULES = ('config threshold', 'otsu CAM', 'otsu CAM, one per image')
 CONSTANTS = np.round(np.arange(1, 100) / 100, 2)
 
 
-def rule_thresholds(logits: np.ndarray, learned: np.ndarray) -> dict:
-    """``[K]`` thresholds ``t'`` (probability space) of every rule for one image."""
+def rule_thresholds(logits: np.ndarray, learned: np.ndarray,
+                    q_fractions: np.ndarray = None) -> dict:
+    """``[K]`` thresholds ``t'`` (probability space) of every rule for one image
+    (``Q fraction`` too when the fractions Q gives its classes are given)."""
     x = torch.from_numpy(logits)[None]
     fg = x.max(1, keepdim=True).values
-    return {
+    extra = {}
+    if q_fractions is not None:
+        extra[Q_RULE] = torch.sigmoid(percentile_threshold(
+            x, torch.from_numpy(q_fractions).to(x)[None]))[0].numpy()
+    return extra | {
         'learned': learned,
         'otsu logits': torch.sigmoid(otsu_threshold(x, value_range=None))[0].numpy(),
         'otsu probabilities': otsu_threshold(x.sigmoid())[0].numpy(),
@@ -97,9 +109,19 @@ def read_maps(npz: str, cam: bool):
 def score_image(args) -> dict:
     """Confusion matrices of one image: every rule (no dCRF, dCRF) and every constant.
     eq. 9 runs over the image's own classes (compact ids ``0..K``, as gen_pseudo does)."""
-    npz, root, num_classes, with_crf, cam_threshold = args
+    npz, root, num_classes, with_crf, cam_threshold, q_dir = args
     img_id = osp.splitext(osp.basename(npz))[0]
     probs, classes, learned, logits = read_maps(npz, cam_threshold is not None)
+    q_fractions = None
+    if q_dir is not None:
+        q_path = osp.join(q_dir, img_id + '.png')
+        if not osp.isfile(q_path):
+            raise FileNotFoundError(f'no Q map for {img_id}: {q_path}')
+        q = np.array(Image.open(q_path))
+        if q.shape != probs.shape[1:]:
+            raise ValueError(f'{q_path}: Q map {q.shape} and saved maps '
+                             f'{probs.shape[1:]} differ in size')
+        q_fractions = np.array([(q == c + 1).mean() for c in classes], np.float32)
     gt_path = osp.join(root, 'SegmentationClass', img_id + '.png')
     if not osp.isfile(gt_path):
         raise FileNotFoundError(f'no ground truth for {img_id}: {gt_path}')
@@ -111,7 +133,7 @@ def score_image(args) -> dict:
         img = np.ascontiguousarray(
             np.array(Image.open(osp.join(root, 'JPEGImages', img_id + '.jpg')).convert('RGB')))
     rules = (cam_rule_thresholds(probs, cam_threshold) if cam_threshold is not None else
-             rule_thresholds(logits, learned))
+             rule_thresholds(logits, learned, q_fractions))
     for rule, thr in rules.items():
         compact = label_eq9(probs, thr)
         out[(rule, False)] = confusion_matrix(scatter_compact(compact, classes), gt, n)
@@ -153,6 +175,8 @@ def parse_args(argv=None):
                         help='threshold max-normalised CAMs (the initial Q\'s space)')
     parser.add_argument('--cam-threshold', type=float, default=0.3,
                         help='the config\'s CAM threshold (the demo\'s 0.3)')
+    parser.add_argument('--q-dir', help='a Q store (label PNGs, e.g. WORK_DIR/sbce/q/phase_2): '
+                        'adds the "Q fraction" rule')
     parser.add_argument('--no-crf', action='store_true', help='skip the dCRF columns')
     parser.add_argument('--workers', type=int, default=os.cpu_count())
     parser.add_argument('--out', help='also write the table to this Markdown file')
@@ -175,11 +199,14 @@ def main(argv=None):
             num_classes = len(json.load(f)['classes']) - 1
     with_crf = not args.no_crf
     n = num_classes + 1
-    rules = CAM_RULES if args.cam else RULES
+    if args.q_dir is not None and args.cam:
+        raise SystemExit('error: --q-dir labels the maps eq. 9 reads; not with --cam')
+    rules = CAM_RULES if args.cam else RULES + ((Q_RULE, ) if args.q_dir else ())
     cam_threshold = args.cam_threshold if args.cam else None
     totals = {(r, c): np.zeros((n, n + 1), np.int64) for r in rules for c in (False, True)}
     constants = np.zeros((len(CONSTANTS), n, n + 1), np.int64)
-    jobs = [(f, args.data_root, num_classes, with_crf, cam_threshold) for f in files]
+    jobs = [(f, args.data_root, num_classes, with_crf, cam_threshold, args.q_dir)
+            for f in files]
     pool = fork_pool(args.workers) if args.workers > 1 else None
     imap = pool.imap_unordered if pool else (lambda func, items, chunksize: map(func, items))
     try:

@@ -103,3 +103,36 @@ def test_cam_rules(bench, tmp_path):
     rows = _cells(out.read_text())
     # Nothing labelled: background IoU 256 / 512, the classes 0.
     assert rows['config threshold'] == [f'{100 * 0.5 / 3:.1f} (0.0)'] * 2
+
+
+def test_q_fraction_rule(bench, tmp_path):
+    """--q-dir: each map is thresholded at the fraction of its image Q gives its class.
+    A Q equal to the ground truth labels the two-level maps exactly; a Q that gives the
+    dog of image b no pixel leaves it unlabelled (its map's maximum is the threshold)."""
+    maps, data = _make_run(tmp_path, [0.5, 0.5])
+    q_dir = tmp_path / 'q'
+    os.makedirs(q_dir)
+    for name in ('a', 'b'):
+        gt = np.array(Image.open(osp.join(data, 'SegmentationClass', f'{name}.png')))
+        Image.fromarray(gt).save(q_dir / f'{name}.png')
+    out = tmp_path / 'q.md'
+    bench.main([maps, data, '--workers', '1', '--q-dir', str(q_dir), '--out', str(out)])
+    rows = _cells(out.read_text())
+    assert rows['Q fraction'] == ['100.0 (50.0)', '100.0 (50.0)']
+
+    q_b = np.array(Image.open(q_dir / 'b.png'))
+    q_b[q_b == 2] = 0
+    Image.fromarray(q_b).save(q_dir / 'b.png')
+    bench.main([maps, data, '--workers', '1', '--no-crf', '--q-dir', str(q_dir), '--out',
+                str(out)])
+    rows = _cells(out.read_text())
+    # background 256 right of 320 labelled or true; cat 192 / 192; dog 0 / 64.
+    expected = 100 * np.mean([256 / 320, 1., 0.])
+    assert rows['Q fraction'] == [f'{expected:.1f} (37.5)', '-']
+    assert rows['learned'] == ['100.0 (50.0)', '-']  # the other rules are unchanged
+
+    os.remove(q_dir / 'a.png')
+    with pytest.raises(FileNotFoundError, match='a.png'):
+        bench.main([maps, data, '--workers', '1', '--no-crf', '--q-dir', str(q_dir)])
+    with pytest.raises(SystemExit, match='not with --cam'):
+        bench.main([maps, data, '--cam', '--q-dir', str(q_dir)])
