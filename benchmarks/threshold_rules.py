@@ -15,10 +15,13 @@ against the training ground truth (evaluation only: no rule looks at it, except 
 - ``otsu logits, one per image``: Otsu's split of the image's foreground map
   ``max_c x_c``, the same threshold for all its classes (eq. 9 then decides between
   classes by ``p`` alone, as a constant threshold does);
-- ``Q fraction`` (with ``--q-dir``): each map's own value at the fraction of its image that
-  a Q map (e.g. the run's next Q, ``WORK_DIR/sbce/q/phase_N``) gives the class, i.e. the
-  percentile the classifier sub-phase uses as ``t``, taken on the fused maps eq. 9 reads
-  (a class Q gives no pixel gets the map's maximum: labelled nowhere);
+- ``Q fraction`` (with ``--q-dir``): each map labels as many of its pixels as a Q map
+  (e.g. the run's next Q, ``WORK_DIR/sbce/q/phase_N``) gives its class, its highest ones:
+  the percentile the classifier sub-phase uses as ``t``, taken on the fused maps eq. 9
+  reads. Ties matter there: eq. 9's probability fusion caps ``p`` below 1, so a confident
+  object is a plateau of equal values, and the threshold goes just below a plateau when
+  that labels a count nearer Q's than stopping above it (a class Q gives no pixel is
+  labelled nowhere);
 - ``best constant``: one threshold for every map, swept 0.01-0.99 with the ground truth
   (without dCRF; the +dCRF cell uses that threshold).
 
@@ -58,7 +61,6 @@ from mmseg_sbce.evaluation.pseudo_eval import (confusion_matrix,  # noqa: E402
                                                metrics_from_confusion)
 from mmseg_sbce.models.labelling import cam_from_logits  # noqa: E402
 from mmseg_sbce.models.losses.otsu import otsu_threshold  # noqa: E402
-from mmseg_sbce.models.losses.percentile import percentile_threshold  # noqa: E402
 from mmseg_sbce.utils.parallel import fork_pool  # noqa: E402
 
 RULES = ('learned', 'otsu logits', 'otsu probabilities', 'otsu logits, one per image')
@@ -67,23 +69,33 @@ CAM_RULES = ('config threshold', 'otsu CAM', 'otsu CAM, one per image')
 CONSTANTS = np.round(np.arange(1, 100) / 100, 2)
 
 
-def rule_thresholds(logits: np.ndarray, learned: np.ndarray,
-                    q_fractions: np.ndarray = None) -> dict:
-    """``[K]`` thresholds ``t'`` (probability space) of every rule for one image
-    (``Q fraction`` too when the fractions Q gives its classes are given)."""
+def rule_thresholds(logits: np.ndarray, learned: np.ndarray) -> dict:
+    """``[K]`` thresholds ``t'`` (probability space) of every rule for one image."""
     x = torch.from_numpy(logits)[None]
     fg = x.max(1, keepdim=True).values
-    extra = {}
-    if q_fractions is not None:
-        extra[Q_RULE] = torch.sigmoid(percentile_threshold(
-            x, torch.from_numpy(q_fractions).to(x)[None]))[0].numpy()
-    return extra | {
+    return {
         'learned': learned,
         'otsu logits': torch.sigmoid(otsu_threshold(x, value_range=None))[0].numpy(),
         'otsu probabilities': otsu_threshold(x.sigmoid())[0].numpy(),
         'otsu logits, one per image': np.repeat(
             torch.sigmoid(otsu_threshold(fg, value_range=None))[0].numpy(), len(logits)),
     }
+
+
+def q_fraction_thresholds(probs: np.ndarray, fractions: np.ndarray) -> np.ndarray:
+    """``[K]`` thresholds that make each map ``[K, H, W]`` label (``p > t``, as eq. 9)
+    the pixel count nearest ``fraction * H * W``, its highest pixels (see the module
+    docstring for the ties)."""
+    thr = np.empty(len(probs), np.float32)
+    for k, (p, fraction) in enumerate(zip(probs, fractions)):
+        values = np.sort(p.ravel())[::-1]
+        want = int(fraction * values.size)
+        t = values[min(want, values.size - 1)]
+        above, at_or_above = int((values > t).sum()), int((values >= t).sum())
+        if abs(at_or_above - want) < abs(above - want):
+            t = np.nextafter(t, np.float32(-1))
+        thr[k] = t
+    return thr
 
 
 def cam_rule_thresholds(cam: np.ndarray, config_threshold: float) -> dict:
@@ -121,7 +133,7 @@ def score_image(args) -> dict:
         if q.shape != probs.shape[1:]:
             raise ValueError(f'{q_path}: Q map {q.shape} and saved maps '
                              f'{probs.shape[1:]} differ in size')
-        q_fractions = np.array([(q == c + 1).mean() for c in classes], np.float32)
+        q_fractions = np.array([(q == c + 1).mean() for c in classes])
     gt_path = osp.join(root, 'SegmentationClass', img_id + '.png')
     if not osp.isfile(gt_path):
         raise FileNotFoundError(f'no ground truth for {img_id}: {gt_path}')
@@ -133,7 +145,9 @@ def score_image(args) -> dict:
         img = np.ascontiguousarray(
             np.array(Image.open(osp.join(root, 'JPEGImages', img_id + '.jpg')).convert('RGB')))
     rules = (cam_rule_thresholds(probs, cam_threshold) if cam_threshold is not None else
-             rule_thresholds(logits, learned, q_fractions))
+             rule_thresholds(logits, learned))
+    if q_fractions is not None:
+        rules[Q_RULE] = q_fraction_thresholds(probs, q_fractions)
     for rule, thr in rules.items():
         compact = label_eq9(probs, thr)
         out[(rule, False)] = confusion_matrix(scatter_compact(compact, classes), gt, n)

@@ -120,6 +120,27 @@ def test_q_fraction_rule(bench, tmp_path):
     rows = _cells(out.read_text())
     assert rows['Q fraction'] == ['100.0 (50.0)', '100.0 (50.0)']
 
+    # Ties: image a's cat is a plateau of 128 equal values; a Q that gives the cat 96
+    # pixels puts the threshold just below the plateau (128 labelled is nearer 96 than 0).
+    q_a = np.array(Image.open(q_dir / 'a.png'))
+    q_a[:, 6:8] = 0
+    assert (q_a == 1).sum() == 96
+    Image.fromarray(q_a).save(q_dir / 'a.png')
+    bench.main([maps, data, '--workers', '1', '--no-crf', '--q-dir', str(q_dir), '--out',
+                str(out)])
+    assert _cells(out.read_text())['Q fraction'] == ['100.0 (50.0)', '-']
+    # ... and stops above it when that is nearer: a Q with 48 cat pixels labels none.
+    q_a[:, 3:] = 0
+    assert (q_a == 1).sum() == 48
+    Image.fromarray(q_a).save(q_dir / 'a.png')
+    bench.main([maps, data, '--workers', '1', '--no-crf', '--q-dir', str(q_dir), '--out',
+                str(out)])
+    # image a all background: background 128 / 256, cat 64 / 192 (b's), dog 64 / 64.
+    expected = 100 * np.mean([(128 + 128) / (256 + 128), 64 / 192, 1.])
+    assert _cells(out.read_text())['Q fraction'] == [f'{expected:.1f} (25.0)', '-']
+    q_a = np.array(Image.open(osp.join(data, 'SegmentationClass', 'a.png')))
+    Image.fromarray(q_a).save(q_dir / 'a.png')
+
     q_b = np.array(Image.open(q_dir / 'b.png'))
     q_b[q_b == 2] = 0
     Image.fromarray(q_b).save(q_dir / 'b.png')
