@@ -61,6 +61,8 @@ from mmseg_sbce.evaluation.pseudo_eval import (confusion_matrix,  # noqa: E402
                                                metrics_from_confusion)
 from mmseg_sbce.models.labelling import cam_from_logits  # noqa: E402
 from mmseg_sbce.models.losses.otsu import otsu_threshold  # noqa: E402
+from mmseg_sbce.models.losses.percentile import percentile_index  # noqa: E402
+from mmseg_sbce.utils.io import read_label_png  # noqa: E402
 from mmseg_sbce.utils.parallel import fork_pool  # noqa: E402
 
 RULES = ('learned', 'otsu logits', 'otsu probabilities', 'otsu logits, one per image')
@@ -87,10 +89,11 @@ def q_fraction_thresholds(probs: np.ndarray, fractions: np.ndarray) -> np.ndarra
     the pixel count nearest ``fraction * H * W``, its highest pixels (see the module
     docstring for the ties)."""
     thr = np.empty(len(probs), np.float32)
-    for k, (p, fraction) in enumerate(zip(probs, fractions)):
+    ranks = percentile_index(torch.as_tensor(fractions), probs[0].size).tolist()
+    for k, (p, fraction, rank) in enumerate(zip(probs, fractions, ranks)):
         values = np.sort(p.ravel())[::-1]
-        want = int(fraction * values.size)
-        t = values[min(want, values.size - 1)]
+        want = fraction * values.size
+        t = values[rank]  # the classifier sub-phase's percentile
         above, at_or_above = int((values > t).sum()), int((values >= t).sum())
         if abs(at_or_above - want) < abs(above - want):
             t = np.nextafter(t, np.float32(-1))
@@ -129,7 +132,7 @@ def score_image(args) -> dict:
         q_path = osp.join(q_dir, img_id + '.png')
         if not osp.isfile(q_path):
             raise FileNotFoundError(f'no Q map for {img_id}: {q_path}')
-        q = np.array(Image.open(q_path))
+        q = read_label_png(q_path)
         if q.shape != probs.shape[1:]:
             raise ValueError(f'{q_path}: Q map {q.shape} and saved maps '
                              f'{probs.shape[1:]} differ in size')
