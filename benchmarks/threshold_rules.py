@@ -61,7 +61,7 @@ from mmseg_sbce.evaluation.pseudo_eval import (confusion_matrix,  # noqa: E402
                                                metrics_from_confusion)
 from mmseg_sbce.models.labelling import cam_from_logits  # noqa: E402
 from mmseg_sbce.models.losses.otsu import otsu_threshold  # noqa: E402
-from mmseg_sbce.models.losses.percentile import percentile_index  # noqa: E402
+from mmseg_sbce.models.losses.percentile import count_split  # noqa: E402
 from mmseg_sbce.utils.io import read_label_png  # noqa: E402
 from mmseg_sbce.utils.parallel import fork_pool  # noqa: E402
 
@@ -86,19 +86,9 @@ def rule_thresholds(logits: np.ndarray, learned: np.ndarray) -> dict:
 
 def q_fraction_thresholds(probs: np.ndarray, fractions: np.ndarray) -> np.ndarray:
     """``[K]`` thresholds that make each map ``[K, H, W]`` label (``p > t``, as eq. 9)
-    the pixel count nearest ``fraction * H * W``, its highest pixels (see the module
-    docstring for the ties)."""
-    thr = np.empty(len(probs), np.float32)
-    ranks = percentile_index(torch.as_tensor(fractions), probs[0].size).tolist()
-    for k, (p, fraction, rank) in enumerate(zip(probs, fractions, ranks)):
-        values = np.sort(p.ravel())[::-1]
-        want = fraction * values.size
-        t = values[rank]  # the classifier sub-phase's percentile
-        above, at_or_above = int((values > t).sum()), int((values >= t).sum())
-        if abs(at_or_above - want) < abs(above - want):
-            t = np.nextafter(t, np.float32(-1))
-        thr[k] = t
-    return thr
+    the pixel count nearest ``fraction * H * W``, its highest pixels: the split
+    ``SBCEHead(threshold_loss='q_count')`` regresses (:func:`count_split`, ties included)."""
+    return count_split(probs, fractions)[0]
 
 
 def cam_rule_thresholds(cam: np.ndarray, config_threshold: float) -> dict:

@@ -422,8 +422,10 @@ class Pipeline:
         bg = self.bg_threshold = base_cfg.bg_threshold
 
         def initial_q():
+            # --save-probs: the maps beside the Q, which SBCEHead(threshold_loss='q_count')
+            # reads through LoadQMap(with_thresholds=True)
             self.py('tools/gen_pseudo.py', base_path, base_ckpt, '--out',
-                    osp.join(w, 'q_init'), '--threshold', bg, '--no-progress',
+                    osp.join(w, 'q_init'), '--threshold', bg, '--save-probs', '--no-progress',
                     '--cfg-options', *self.data_options('baseline'), *base_opt)
             self.py('tools/gen_pseudo.py', base_path, base_ckpt, '--out',
                     osp.join(w, 'pseudo_baseline_nocrf'), '--threshold', bg, '--no-crf',

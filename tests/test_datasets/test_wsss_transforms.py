@@ -80,6 +80,52 @@ def test_load_q_map_errors(tmp_path):
         LoadQMap(q_dir='')
 
 
+def test_load_q_map_with_thresholds(tmp_path):
+    """The split of each saved map at the class's count in the Q map (whole image)."""
+    from mmseg_sbce.apis.label_io import save_maps_npz
+    q_dir = str(tmp_path / 'q')
+    store = osp.join(q_dir, 'phase_1')
+    q = np.zeros((20, 30), np.uint8)
+    q[:4] = 1  # class 0: 120 of 600 pixels
+    q[10:, :3] = 3  # class 2: 30 pixels
+    _write_q(store, 'a', q)
+    os.makedirs(osp.join(store, 'probs'))
+    logits = np.zeros((3, 20, 30), np.float32)
+    logits[0, :4] = 3.  # class 0: its Q region is the top of its map, then 1, then 0
+    logits[0, 4:8] = 1.
+    logits[1, :] = -2.  # class 1: Q gives it no pixel
+    logits[2, 10:, :3] = 2.  # class 3 (id 2): a plateau at 2 over exactly its Q region
+    save_maps_npz(osp.join(store, 'probs', 'a.npz'), logits, np.array([0, 1, 2]),
+                  np.full(3, 0.5))
+    os.symlink('phase_1', osp.join(q_dir, 'current'))
+    transform = TRANSFORMS.build(dict(type='LoadQMap', q_dir=q_dir, with_thresholds=True))
+    assert 'with_thresholds=True' in repr(transform)
+    out = transform(dict(_results(), num_classes=4))
+    assert out['q_thr_logits'].dtype == np.float32
+    np.testing.assert_array_equal(out['q_thr_logits'], [2., np.nan, 1., np.nan])
+    # without a Q yet: no target; without the flag: no key
+    assert np.isnan(LoadQMap(q_dir=str(tmp_path / 'none'), with_thresholds=True)(
+        dict(_results(), num_classes=4))['q_thr_logits']).all()
+    assert 'q_thr_logits' not in LoadQMap(q_dir=q_dir)(_results())
+    # errors name the file
+    _write_q(store, 'nomaps', q)
+    with pytest.raises(FileNotFoundError, match=r'probs/nomaps\.npz.*save_maps=True'):
+        transform(dict(_results('nomaps'), num_classes=4))
+    _write_q(store, 'small', q[:10])
+    save_maps_npz(osp.join(store, 'probs', 'small.npz'), logits, np.array([0, 1, 2]), None)
+    with pytest.raises(ValueError, match=r'small\.npz have size \(20, 30\).*\(10, 30\)'):
+        transform(dict(_results('small', (10, 30)), num_classes=4))
+    with pytest.raises(ValueError, match=r'classes \[0, 1, 2\], outside 0\.\.1'):
+        transform(dict(_results(), num_classes=2))
+    with open(osp.join(store, 'probs', 'bad.npz'), 'wb') as f:
+        f.write(b'not a zip')
+    _write_q(store, 'bad', q)
+    with pytest.raises(OSError, match=r'cannot read saved maps .*bad\.npz'):
+        transform(dict(_results('bad'), num_classes=4))
+    with pytest.raises(KeyError, match='num_classes'):
+        transform(_results())
+
+
 # ---------------------------------------------------------------------- PackWSSSInputs
 def test_pack_wsss_inputs():
     res = _results()
@@ -93,6 +139,12 @@ def test_pack_wsss_inputs():
     assert PackWSSSInputs(num_classes=5)(dict(res))['data_samples'].gt_labels.shape == (5, )
     no_labels = _results()
     assert 'gt_labels' not in PackWSSSInputs()(no_labels)['data_samples']
+    assert 'gt_thr_logits' not in PackWSSSInputs()(dict(res))['data_samples']
+    thr = PackWSSSInputs()(dict(res, q_thr_logits=np.array([1., np.nan, 2., 3., 4.],
+                                                           np.float32)))
+    assert thr['data_samples'].gt_thr_logits.dtype == torch.float32
+    torch.testing.assert_close(thr['data_samples'].gt_thr_logits,
+                               torch.tensor([1., float('nan'), 2., 3., 4.]), equal_nan=True)
     with pytest.raises(ValueError, match='num_classes=4.*5'):
         PackWSSSInputs(num_classes=4)(dict(res))
     with pytest.raises(KeyError, match='num_classes'):

@@ -93,6 +93,10 @@ def test_pipeline_on_a_user_data_set(finished_run, load_tool):
     assert report['sweep']['range'][0] < 0.05
     # the Q store is the run's
     assert osp.isdir(osp.join(work, 'sbce', 'q', 'phase_2'))
+    # the initial Q keeps its maps (LoadQMap(with_thresholds=True) reads them)
+    q_init = osp.join(work, 'q_init')
+    assert sorted(os.listdir(osp.join(q_init, 'probs'))) == sorted(
+        n[:-4] + '.npz' for n in os.listdir(q_init) if n.endswith('.png'))
 
     # run again: every stage is skipped by its marker, nothing recomputed
     stamps = _stamps(work)

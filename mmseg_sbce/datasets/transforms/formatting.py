@@ -16,6 +16,8 @@ class PackWSSSInputs(PackSegInputs):
     - ``gt_labels``: float tensor ``[C]``, multi-hot over the C foreground classes, from
       ``results['gt_labels']`` (indices 0..C-1). Left out when the results have no labels.
     - ``metainfo['img_id']``.
+    - ``gt_thr_logits``: float tensor ``[C]``, from ``results['q_thr_logits']``
+      (``LoadQMap(with_thresholds=True)``; NaN: no target), when present.
 
     ``gt_sem_seg`` is packed by ``PackSegInputs`` from ``gt_seg_map`` (the Q map while
     training the classifier).
@@ -63,6 +65,9 @@ class PackWSSSInputs(PackSegInputs):
             multi_hot = torch.zeros(num_classes, dtype=torch.float32)
             multi_hot[labels] = 1.0
             packed['data_samples'].gt_labels = multi_hot
+        if 'q_thr_logits' in results:
+            packed['data_samples'].gt_thr_logits = torch.as_tensor(
+                results['q_thr_logits'], dtype=torch.float32)
         return packed
 
     def __repr__(self) -> str:

@@ -119,8 +119,19 @@ class LoadQMap(BaseTransform):
     symlink between phases and every dataloader worker reads the new Q without a rebuild.
     While it does not exist (before the first Q: the BCE phase) the map is all 255.
 
-    Required keys: ``img`` (place this right after the image loader), ``img_id``.
-    Added keys: ``gt_seg_map``, ``q_map_path`` (None without a Q). Modified: ``seg_fields``.
+    With ``with_thresholds=True`` it also reads the maps the Q was labelled from,
+    ``{q_dir}/{current}/probs/{img_id}.npz`` (a Q store written with
+    ``QUpdateHook(save_maps=True)``, or ``tools/gen_pseudo.py --save-probs``), and gives
+    every class of the image the fused logit that splits its map at Q's pixel count
+    (:func:`~mmseg_sbce.models.losses.count_split`, on the whole image, before any crop):
+    ``results['q_thr_logits']``, float32 ``[C]``, NaN where there is no split (a class
+    not in the image, one Q gives no pixel or every pixel, or no Q yet). The target of
+    ``SBCEHead(threshold_loss='q_count')``; ``PackWSSSInputs`` packs it.
+
+    Required keys: ``img`` (place this right after the image loader), ``img_id``; with
+    ``with_thresholds``, ``num_classes`` (the WSSS data sets set it).
+    Added keys: ``gt_seg_map``, ``q_map_path`` (None without a Q), with ``with_thresholds``
+    ``q_thr_logits``. Modified: ``seg_fields``.
 
     Args:
         q_dir (str): The Q store (see ``docs/design.md``).
@@ -128,19 +139,23 @@ class LoadQMap(BaseTransform):
             Defaults to ``'current'``.
         suffix (str): File suffix of the maps. Defaults to ``'.png'``.
         ignore_index (int): Value of the all-unknown map. Defaults to 255.
+        with_thresholds (bool): Also give each class its split at Q's count (see above).
+            Defaults to False.
     """
 
     def __init__(self,
                  q_dir: str,
                  current: str = 'current',
                  suffix: str = '.png',
-                 ignore_index: int = 255) -> None:
+                 ignore_index: int = 255,
+                 with_thresholds: bool = False) -> None:
         if not q_dir:
             raise ValueError('LoadQMap needs q_dir')
         self.q_dir = q_dir
         self.current = current
         self.suffix = suffix
         self.ignore_index = ignore_index
+        self.with_thresholds = with_thresholds
 
     def transform(self, results: dict) -> dict:
         """Attach the Q map of ``results['img_id']``."""
@@ -177,8 +192,44 @@ class LoadQMap(BaseTransform):
                     f'{results.get("img_path", results["img_id"])} has size '
                     f'{(height, width)}')
             q_map = q_map.astype(np.uint8, copy=False)
+        if self.with_thresholds:
+            results['q_thr_logits'] = self._thresholds(results, current, q_map, path)
         return attach_seg_map(results, q_map, 'q_map_path', path)
+
+    def _thresholds(self, results: dict, current: str, q_map: np.ndarray,
+                    q_path: Optional[str]) -> np.ndarray:
+        """``[C]`` fused logits splitting each class's map at Q's count (NaN: none)."""
+        from mmseg_sbce.apis.label_io import load_maps_npz
+        from mmseg_sbce.models.losses.percentile import count_split
+        if 'num_classes' not in results:
+            raise KeyError('LoadQMap(with_thresholds=True) needs results["num_classes"] '
+                           '(set by the WSSS data sets)')
+        out = np.full(int(results['num_classes']), np.nan, np.float32)
+        if q_path is None:
+            return out  # no Q yet
+        path = osp.join(current, 'probs', results['img_id'] + '.npz')
+        if not osp.isfile(path):
+            raise FileNotFoundError(
+                f'LoadQMap(with_thresholds=True): no saved maps {path} for Q map {q_path}; '
+                'write the Q store with QUpdateHook(save_maps=True) (an init_q_dir with '
+                'tools/gen_pseudo.py --save-probs)')
+        try:
+            logits, classes, _ = load_maps_npz(path)
+        except (OSError, ValueError) as e:
+            raise OSError(f'cannot read saved maps {path}: {e}') from None
+        if logits.shape[1:] != q_map.shape:
+            raise ValueError(f'saved maps {path} have size {logits.shape[1:]} but Q map '
+                             f'{q_path} has size {q_map.shape}')
+        if len(classes) and (classes.min() < 0 or classes.max() >= len(out)):
+            raise ValueError(f'saved maps {path} hold classes {classes.tolist()}, outside '
+                             f'0..{len(out) - 1}')
+        if len(classes):
+            fractions = [(q_map == c + 1).mean() for c in classes]
+            thr, split = count_split(logits, fractions)
+            out[classes[split]] = thr[split]
+        return out
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(q_dir={self.q_dir!r}, '
-                f'current={self.current!r}, suffix={self.suffix!r})')
+                f'current={self.current!r}, suffix={self.suffix!r}, '
+                f'with_thresholds={self.with_thresholds})')

@@ -109,6 +109,11 @@ class QUpdateHook(Hook):
         init_q_dir (str, optional): an existing Q store (e.g. from ``tools/gen_pseudo.py`` on
             a separately trained baseline) used as the Q of phase 1 when ``bce_iters == 0``.
         workers (int, optional): CRF worker processes per rank; default all cores / ranks.
+        save_maps (bool): also keep the fused maps each Q was labelled from,
+            ``{q_dir}/phase_k/probs/{img_id}.npz`` (the export's ``save_probs``), which
+            ``LoadQMap(with_thresholds=True)`` reads for
+            ``SBCEHead(threshold_loss='q_count')``. Disk: one float16 map per image and
+            present class. Defaults to False.
     """
     priority = 'NORMAL'
 
@@ -119,13 +124,15 @@ class QUpdateHook(Hook):
                  pseudo_cfg: Optional[dict] = None,
                  init_pseudo_cfg: Optional[dict] = None,
                  init_q_dir: Optional[str] = None,
-                 workers: Optional[int] = None):
+                 workers: Optional[int] = None,
+                 save_maps: bool = False):
         self.q_dir = q_dir
         self.dataset_cfg = dataset
         self.pseudo_cfg = dict(pseudo_cfg or {})
         self.init_pseudo_cfg = dict(init_pseudo_cfg or {})
         self.init_q_dir = init_q_dir
         self.workers = workers
+        self.save_maps = save_maps
         self.q_phase = 0
         self._dataset = None
         self.schedule = PhaseSchedule.build(schedule)
@@ -245,6 +252,7 @@ class QUpdateHook(Hook):
             identity=dict(dataset=self.dataset_cfg, phase=phase),
             run_info=dict(phase=phase, iter=runner.iter + 1, q_dir=osp.abspath(self.q_dir)),
             clean=True,
+            save_probs=self.save_maps,
             workers=self.workers,
             progress=is_main_process(),
             logger=runner.logger)

@@ -20,7 +20,7 @@ from ..labelling import map_threshold
 
 TRAIN_MODES = ('bce', 'sbce-classifier', 'sbce-threshold')
 #: What trains the threshold branch (``SBCEHead(threshold_loss=...)``).
-THRESHOLD_LOSSES = ('sbce', 'percentile', 'otsu')
+THRESHOLD_LOSSES = ('sbce', 'percentile', 'otsu', 'q_count')
 
 
 @MODELS.register_module()
@@ -117,6 +117,16 @@ class SBCEHead(BaseModule):
             it, so the target is a few logits from the branch at any scale; every positive
             map has one, with or without a Q (smooth L1, logged as ``loss_thr``). Otsu's
             criterion, two tight groups, is the side-mean's aim without its edge minima.
+            ``'q_count'``: the branch regresses, per image and present class, the fused
+            logit that splits the map eq. 9 labels at the count of pixels the current Q
+            gives the class (``gt_thr_logits`` of each sample, from
+            ``LoadQMap(with_thresholds=True)`` reading the maps the Q was labelled from,
+            ``QUpdateHook(save_maps=True)``), compared in ``thr_logits / s`` like
+            ``'otsu'`` (smooth L1, maps with a target; logged as ``loss_thr``). The
+            targets come from the whole image's multi-scale maps, not a crop, and move once
+            per phase (a Q update), where the side-mean and the percentile follow every
+            step of the classifier. Why: docs/results.md, "A threshold from the network's
+            own dCRF'd labels".
         touch_idle_params (bool): add the zero-weighted term described above.
         ignore_index (int): unknown label in the Q map. Defaults to 255.
         align_corners (bool): for resizing logits at inference. Defaults to False.
@@ -296,6 +306,31 @@ class SBCEHead(BaseModule):
         return (torch.stack(labels), torch.stack(fractions),
                 torch.tensor(valid, dtype=torch.bool, device=device))
 
+    def get_thr_targets(self, batch_data_samples: SampleList,
+                        device: torch.device) -> Tensor:
+        """Stack the threshold targets of ``threshold_loss='q_count'``.
+
+        Returns:
+            Tensor: ``[B, C]`` float fused logits, NaN where a map has no target.
+
+        Raises:
+            KeyError: a sample has no ``gt_thr_logits`` (the pipeline does not make them).
+        """
+        targets = []
+        for sample in batch_data_samples:
+            value = sample.get('gt_thr_logits', None)
+            if value is None:
+                raise KeyError(
+                    "SBCEHead(threshold_loss='q_count') needs `gt_thr_logits` in every data "
+                    'sample: set LoadQMap(with_thresholds=True) in the train pipeline and '
+                    'QUpdateHook(save_maps=True) so that every Q store keeps its maps')
+            value = torch.as_tensor(value, dtype=torch.float32, device=device)
+            if value.shape != (self.num_classes, ):
+                raise ValueError(f'gt_thr_logits must have shape ({self.num_classes},), '
+                                 f'got {tuple(value.shape)}')
+            targets.append(value)
+        return torch.stack(targets)
+
     # -------------------------------------------------------------------------- loss
     def loss(self,
              inputs: Union[Tensor, Sequence[Tensor]],
@@ -318,7 +353,11 @@ class SBCEHead(BaseModule):
         labels, fractions, valid = self.get_targets(batch_data_samples, feats.device)
         valid_pixels = self.get_valid_pixels(batch_data_samples, outputs[0].shape[2:],
                                              feats.device)
-        losses = self.loss_by_feat(outputs, labels, fractions, valid, valid_pixels)
+        thr_targets = None
+        if self.train_mode == 'sbce-threshold' and self.threshold_loss == 'q_count':
+            thr_targets = self.get_thr_targets(batch_data_samples, feats.device)
+        losses = self.loss_by_feat(outputs, labels, fractions, valid, valid_pixels,
+                                   thr_targets)
         if self.touch_idle_params:
             # Zero-weighted term: every trainable head parameter and the backbone (via the
             # features) get a zero gradient even when idle in this mode; see class doc.
@@ -337,7 +376,8 @@ class SBCEHead(BaseModule):
                      labels: Tensor,
                      fractions: Tensor,
                      valid: Tensor,
-                     valid_pixels: Optional[Tensor] = None) -> Dict[str, Tensor]:
+                     valid_pixels: Optional[Tensor] = None,
+                     thr_targets: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Compute the losses of the current mode from the head outputs.
 
         Args:
@@ -348,6 +388,9 @@ class SBCEHead(BaseModule):
             valid (Tensor): ``[B]`` bool, the sample has a Q map.
             valid_pixels (Tensor, optional): bool ``[B, h, w]``, the logit cells on the
                 image (see :meth:`get_valid_pixels`); None when no sample is padded.
+            thr_targets (Tensor, optional): ``[B, C]`` threshold targets of
+                ``threshold_loss='q_count'`` (:meth:`get_thr_targets`, NaN: none);
+                needed in ``'sbce-threshold'`` with that loss.
 
         Returns:
             dict[str, Tensor]: losses and diagnostics (see :meth:`loss`).
@@ -394,6 +437,18 @@ class SBCEHead(BaseModule):
                 unscaled = thr_logits / self.logit_scale.detach().view(1, -1)
                 loss_sbce = _regression(unscaled, target, positive)
                 used = positive
+            elif self.threshold_loss == 'q_count':
+                if thr_targets is None:
+                    raise ValueError("threshold_loss='q_count' needs thr_targets in "
+                                     "'sbce-threshold' (see get_thr_targets)")
+                thr_logit = thr_logits
+                # The split of the fused map at Q's count, in the space inference reads:
+                # logit(t') = thr_logits / s (map_threshold).
+                regress = positive & torch.isfinite(thr_targets)
+                target = torch.where(regress, thr_targets, torch.zeros_like(thr_targets))
+                unscaled = thr_logits / self.logit_scale.detach().view(1, -1)
+                loss_sbce = _regression(unscaled, target, regress)
+                used = positive
             else:
                 thr_logit = thr_logits
                 loss_sbce = self.loss_sbce(
@@ -413,7 +468,8 @@ class SBCEHead(BaseModule):
 
     def _main_loss_name(self) -> str:
         """Key of the current mode's main loss: ``loss_bce``, ``loss_sbce``, or ``loss_thr``
-        when the threshold branch regresses a target (``'percentile'``, ``'otsu'``)."""
+        when the threshold branch regresses a target (``'percentile'``, ``'otsu'``,
+        ``'q_count'``)."""
         if self.train_mode == 'bce':
             return self.loss_bce.loss_name
         if self.train_mode == 'sbce-threshold' and self.threshold_loss != 'sbce':

@@ -1,6 +1,6 @@
 # Copyright (c) mmseg-sbce contributors.
 """Percentile threshold of the classifier sub-phase (paper Sec. 3.4, Alg. 1)."""
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
@@ -116,3 +116,53 @@ def valid_pixel_rows(valid_pixels: Tensor, B: int, H: int, W: int) -> Tensor:
     if not keep.any(1).all():
         raise ValueError('valid_pixels has a sample without any valid pixel')
     return keep
+
+
+def count_split(values: np.ndarray, fractions) -> Tuple[np.ndarray, np.ndarray]:
+    """Per-map thresholds that label (``value > thr``) the count of highest values nearest
+    ``fraction * N``: the percentile of the classifier sub-phase, made a split.
+
+    ``N`` is the number of values of one map. The count starts from the rank
+    :func:`percentile_index` gives; where that value is tied (a plateau: eq. 9's fused
+    probability is capped below 1, so confident objects are plateaus of equal values), a
+    threshold can only label the whole plateau or none of it, and the nearer of the two
+    counts to ``fraction * N`` is taken (the smaller one on a tie). The threshold then lies
+    in the gap between the lowest labelled and the highest unlabelled value, at its middle
+    where the dtype can hold a middle, so it is a split a regression can aim at.
+
+    Args:
+        values (np.ndarray): maps ``[K, ...]`` (logits or probabilities; any increasing
+            function of them gives the same labelled set).
+        fractions (array-like): target fractions ``[K]`` in ``[0, 1]``.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: ``thr [K]`` in the dtype of ``values`` and
+        ``split [K]`` bool: the map is labelled in part. Where it is not, ``thr`` labels
+        nothing (the map's maximum) or everything (just below its minimum).
+    """
+    flat = np.asarray(values).reshape(len(values), -1)
+    fractions = np.asarray(fractions, np.float64).reshape(-1)
+    if len(fractions) != len(flat):
+        raise ValueError(f'{len(flat)} maps but {len(fractions)} fractions')
+    num = flat.shape[1]
+    if num == 0:
+        raise ValueError('count_split needs maps with at least one value')
+    ranks = percentile_index(torch.from_numpy(fractions), num).tolist()
+    thr = np.empty(len(flat), flat.dtype)
+    split = np.zeros(len(flat), bool)
+    for k, (row, fraction, rank) in enumerate(zip(flat, fractions, ranks)):
+        desc = np.sort(row)[::-1]
+        want = fraction * num
+        at = desc[rank]
+        above, at_or_above = int((desc > at).sum()), int((desc >= at).sum())
+        count = at_or_above if abs(at_or_above - want) < abs(above - want) else above
+        if count == 0:
+            thr[k] = desc[0]
+        elif count == num:
+            thr[k] = np.nextafter(desc[-1], -np.inf)
+        else:
+            low, high = desc[count], desc[count - 1]  # highest unlabelled, lowest labelled
+            mid = low + (high - low) / 2
+            thr[k] = mid if low <= mid < high else low
+            split[k] = True
+    return thr, split

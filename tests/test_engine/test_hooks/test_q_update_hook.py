@@ -16,7 +16,7 @@ from PIL import Image
 from mmseg_sbce.apis import generate_pseudo_labels
 from mmseg_sbce.engine.hooks.phase_switch_hook import unwrap
 from process_group import run_group
-from sbce_run import (PSEUDO_CFG, REPO, SCHEDULE, copy_run_until,  # noqa: E402
+from sbce_run import (NUM_CLASSES, PSEUDO_CFG, REPO, SCHEDULE, copy_run_until,  # noqa: E402
                       make_cfg, read_store, run)
 
 
@@ -211,3 +211,53 @@ def test_q_store_belongs_to_one_run(data_root, tmp_path):
     with pytest.raises(ValueError, match='belongs to the run in .*run1'):
         run(cfg3)
     assert not osp.exists(osp.join(work3, 'iter_1.pth'))
+
+
+def test_q_count_threshold_targets_on_a_real_run(data_root, tmp_path):
+    """SBCEHead(threshold_loss='q_count') end to end: QUpdateHook(save_maps=True) keeps the
+    maps of every Q, LoadQMap(with_thresholds=True) turns them into the split at Q's
+    count, and only the threshold sub-phases train the branch on them."""
+    from mmseg.registry import DATASETS
+    from mmseg_sbce.apis.label_io import load_maps_npz
+    from mmseg_sbce.models.losses import count_split
+    init_default_scope('mmseg')
+    cfg = make_cfg(data_root, str(tmp_path / 'work'))
+    cfg['model']['decode_head']['threshold_loss'] = 'q_count'
+    cfg['train_dataloader']['dataset']['pipeline'][1]['with_thresholds'] = True
+    cfg['custom_hooks'][1]['save_maps'] = True
+    _, record = run(cfg)
+    q_dir = osp.join(cfg['work_dir'], 'q')
+    for phase in (1, 2):
+        store = osp.join(q_dir, f'phase_{phase}')
+        assert sorted(os.listdir(osp.join(store, 'probs'))) == sorted(
+            osp.splitext(k)[0] + '.npz' for k in read_store(store))
+    # each phase's targets: the split of each saved map at that phase's Q count (phase 1's
+    # Q, from the baseline's CAMs, has foreground; this tiny net's phase-2 Q may have none)
+    targets = {}
+    for phase in (1, 2):
+        store = osp.join(q_dir, f'phase_{phase}')
+        ds = DATASETS.build(dict(cfg['train_dataloader']['dataset'], pipeline=[
+            dict(type='LoadCheckedImageFromFile'),
+            dict(type='LoadQMap', q_dir=q_dir, current=f'phase_{phase}',
+                 with_thresholds=True)]))
+        q_maps, targets[phase] = read_store(store), 0
+        for i in range(len(ds)):
+            res = ds[i]
+            logits, classes, _ = load_maps_npz(
+                osp.join(store, 'probs', res['img_id'] + '.npz'))
+            q = q_maps[res['img_id'] + '.png']
+            thr, split = count_split(logits, [(q == c + 1).mean() for c in classes])
+            expected = np.full(NUM_CLASSES, np.nan, np.float32)
+            expected[classes[split]] = thr[split]
+            np.testing.assert_array_equal(res['q_thr_logits'], expected)
+            targets[phase] += int(split.sum())
+    assert targets[1] > 0
+    # the branch trains in the threshold sub-phases (iterations 7, 11 | 15, 19) on the maps
+    # that have a target, and on nothing else
+    thr_iters = [it for it, mode in record['modes'].items() if mode == 'sbce-threshold']
+    assert thr_iters == [7, 11, 15, 19]
+    for it in thr_iters:
+        phase = 1 if it < 12 else 2
+        assert record['grads'][it]['decode_head.conv_thr.weight'] == (targets[phase] > 0), it
+    assert not any(record['grads'][it]['decode_head.conv_thr.weight']
+                   for it in record['modes'] if it not in thr_iters)

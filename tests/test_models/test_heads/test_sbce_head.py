@@ -569,3 +569,58 @@ def test_threshold_branch_on_a_weakly_separated_map(threshold_loss):
         split = (logits > otsu_threshold(logits, value_range=None)).float().mean().item()
         assert 0.05 < split < 0.2
         assert above == pytest.approx(split, abs=0.011)
+
+
+def test_q_count_threshold_loss_by_hand():
+    """threshold_loss='q_count': the branch regresses each sample's ``gt_thr_logits``
+    (the split of its fused map at Q's count) in the unscaled space thr_logits / s, on
+    the positive maps that have one (NaN: none), smooth L1. Scale 0.5: branch logits
+    [0.2, 0.3] -> unscaled [0.4, 0.6]; targets [1.9, NaN] for sample 0's positive classes
+    0 and 1, [2.6] for sample 1's class 0 and a target for its absent class 2 (ignored).
+    Differences 1.5 (L1 part: 1.5 - 0.5 = 1.0) and 2.0 (1.5): mean 1.25."""
+    head = make_head(threshold_loss='q_count', logit_scale_init=0.5)
+    cls_logits = torch.zeros(2, C, 2, 2, dtype=torch.float64)
+    labels = torch.tensor([[1., 1., 0.], [1., 0., 0.]], dtype=torch.float64)
+    thr_logits = torch.tensor([[0.2, 0.3, 9.], [0.3, 9., 9.]], dtype=torch.float64,
+                              requires_grad=True)
+    nan = float('nan')
+    targets = torch.tensor([[1.9, nan, nan], [2.6, nan, -4.]], dtype=torch.float64)
+    head.set_train_mode('sbce-threshold')
+    losses = head.loss_by_feat((cls_logits, thr_logits), labels, torch.zeros(2, C),
+                               torch.tensor([True, True]), thr_targets=targets)
+    assert 'loss_sbce' not in losses and {'loss_thr', 'loss_kl'} <= set(losses)
+    assert losses['loss_thr'].item() == pytest.approx(1.25)
+    losses['loss_thr'].backward()
+    # d/d(thr) of smooth L1 (|d| > 1: sign(d)) through thr / s, averaged over the 2 maps.
+    expected = torch.zeros(2, C, dtype=torch.float64)
+    expected[0, 0] = expected[1, 0] = -1 / 0.5 / 2
+    torch.testing.assert_close(thr_logits.grad, expected)
+    assert torch.isfinite(thr_logits.grad).all()
+    with pytest.raises(ValueError, match='thr_targets'):
+        head.loss_by_feat((cls_logits, thr_logits), labels, torch.zeros(2, C),
+                          torch.tensor([True, True]))
+
+
+def test_q_count_targets_from_the_data_samples():
+    head = make_head(threshold_loss='q_count')
+    samples = batch()
+    samples[0].gt_thr_logits = torch.tensor([1.5, float('nan'), -0.5])
+    samples[1].gt_thr_logits = torch.tensor([float('nan'), 2., 0.])
+    torch.manual_seed(1)
+    x = (torch.randn(2, IN, 6, 6).relu() + 0.1).requires_grad_()
+    head.set_train_mode('sbce-threshold')
+    losses = head.loss([x], samples)
+    assert set(losses) == {'loss_thr', 'loss_kl', 'mean_thr', 'frac_gap', 'mean_scale'}
+    losses['loss_thr'].backward()
+    assert nonzero(head.conv_thr.weight.grad) and nonzero(x.grad)
+    for p in (head.conv_cls.weight, head.bottleneck.weight, head.T):
+        assert is_zero(p.grad)
+    # other modes do not need the targets
+    head.set_train_mode('sbce-classifier')
+    head.loss([x], batch())
+    head.set_train_mode('sbce-threshold')
+    with pytest.raises(KeyError, match=r'with_thresholds=True.*save_maps=True'):
+        head.loss([x], batch())
+    samples[1].gt_thr_logits = torch.zeros(C + 1)
+    with pytest.raises(ValueError, match=r'gt_thr_logits must have shape \(3,\)'):
+        head.loss([x], samples)

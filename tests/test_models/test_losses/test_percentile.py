@@ -1,10 +1,11 @@
 # Copyright (c) mmseg-sbce contributors.
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from mmseg_sbce.models.losses import percentile_threshold
+from mmseg_sbce.models.losses import count_split, percentile_threshold
 
 
 def reference(probs, fraction):
@@ -81,3 +82,60 @@ def test_valid_pixels_select_over_the_image_only():
         percentile_threshold(probs, fraction, valid_pixels=valid[:, :4])
     with pytest.raises(ValueError, match='without any valid pixel'):
         percentile_threshold(probs, fraction, valid_pixels=torch.zeros_like(valid))
+
+
+# ------------------------------------------------------------------------- count_split
+def test_count_split_by_hand():
+    """Map [5, 4, 4, 4, 1, 0, 0, 0, 0, 0] (N = 10), thresholds labelling ``value > thr``:
+
+    - fraction 0.1: rank 1 is 4, a plateau of three; labelling it gives 4 pixels (3 away
+      from the wanted 1), not labelling it 1 (exact): split between 5 and 4, at 4.5;
+    - fraction 0.3: want 3; 4 (the plateau, 1 away) beats 1 (2 away): split at 2.5;
+    - fraction 0.25: want 2.5; 4 is 1.5 away, 1 is 1.5 away: the smaller count, at 4.5;
+    - fraction 0.5: want 5, rank 5 is 0, a plateau of five: 5 (exact) beats 10, split
+      between 1 and 0 at 0.5;
+    - fraction 0: label nothing (thr is the maximum, no split);
+    - fraction 1: label everything (thr just below the minimum, no split).
+    """
+    row = np.array([5, 4, 4, 4, 1, 0, 0, 0, 0, 0], np.float32)
+    fractions = [0.1, 0.3, 0.25, 0.5, 0.0, 1.0]
+    thr, split = count_split(np.tile(row, (6, 1)).reshape(6, 2, 5), fractions)
+    assert thr.dtype == np.float32
+    np.testing.assert_array_equal(thr[:4], [4.5, 2.5, 4.5, 0.5])
+    assert split.tolist() == [True, True, True, True, False, False]
+    assert thr[4] == 5 and (row > thr[4]).sum() == 0
+    assert thr[5] < 0 and (row > thr[5]).sum() == 10
+    for t, want in zip(thr, [1, 4, 1, 5, 0, 10]):
+        assert (row > t).sum() == want
+
+
+def test_count_split_between_adjacent_values():
+    """No float16 lies strictly between two adjacent ones: the split is the lower value,
+    which still labels exactly the higher one."""
+    low = np.float16(16.0)
+    high = np.nextafter(low, np.float16(np.inf))
+    thr, split = count_split(np.array([[high, low, low, low]], np.float16), [0.25])
+    assert split.tolist() == [True] and thr[0] == low
+    assert (np.array([high, low, low, low]) > thr[0]).sum() == 1
+
+
+def test_count_split_matches_the_percentile_rank():
+    """Without ties the percentile's value p, at rank floor(fraction * N), offers two
+    counts: ``> p`` (floor(fraction * N) pixels) and ``>= p`` (one more); the split takes
+    the nearer to fraction * N."""
+    rng = np.random.default_rng(0)
+    maps = rng.normal(size=(4, 7, 9)).astype(np.float32)
+    fractions = np.array([0.05, 0.3, 0.61, 0.9])  # fraction * 63: 3.15, 18.9, 38.43, 56.7
+    thr, split = count_split(maps, fractions)
+    assert split.all()
+    pct = percentile_threshold(torch.from_numpy(maps)[None],
+                               torch.from_numpy(fractions)[None].float())[0].numpy()
+    for m, t, p, plus_one in zip(maps, thr, pct, [False, True, False, True]):
+        labelled = (m >= p) if plus_one else (m > p)
+        np.testing.assert_array_equal(m > t, labelled)
+    assert [int((m > t).sum()) for m, t in zip(maps, thr)] == [3, 19, 38, 57]
+
+
+def test_count_split_errors():
+    with pytest.raises(ValueError, match='2 maps but 1 fractions'):
+        count_split(np.zeros((2, 3, 3)), [0.5])
