@@ -125,8 +125,10 @@ class SBCEHead(BaseModule):
             ``'otsu'`` (smooth L1, maps with a target; logged as ``loss_thr``). The
             targets come from the whole image's multi-scale maps, not a crop, and move once
             per phase (a Q update), where the side-mean and the percentile follow every
-            step of the classifier. Why: docs/results.md, "A threshold from the network's
-            own dCRF'd labels".
+            step of the classifier. Use it with ``detach_thr_feats=True``: the
+            regression's gradient through the branch's input reaches the backbone, and
+            without the stop it degraded the maps phase after phase (docs/results.md,
+            "The branch regresses that split", where it was measured).
         touch_idle_params (bool): add the zero-weighted term described above.
         ignore_index (int): unknown label in the Q map. Defaults to 255.
         align_corners (bool): for resizing logits at inference. Defaults to False.
