@@ -126,6 +126,35 @@ def test_load_q_map_with_thresholds(tmp_path):
         transform(_results())
 
 
+def test_load_q_map_reads_the_maps_entry(tmp_path):
+    """Where ``{q_dir}/maps`` exists (QUpdateHook points it at refreshed maps), the
+    targets split those maps at the current Q's count, not ``{current}/probs``."""
+    from mmseg_sbce.apis.label_io import save_maps_npz
+    q_dir = str(tmp_path / 'q')
+    store = osp.join(q_dir, 'phase_1')
+    q = np.zeros((20, 30), np.uint8)
+    q[:4] = 1  # class 0: 120 of 600 pixels
+    _write_q(store, 'a', q)
+    for maps_dir in ('phase_1/probs', 'phase_1_maps_1/probs'):
+        os.makedirs(osp.join(q_dir, maps_dir))
+    old = np.zeros((1, 20, 30), np.float32)
+    old[0, :4] = 30.  # the maps of the previous phase: split between 30 and 0
+    save_maps_npz(osp.join(store, 'probs', 'a.npz'), old, np.array([0]), None)
+    new = np.zeros((1, 20, 30), np.float32)
+    new[0, :4] = 6.  # the on-training network's newer maps: split between 6 and 0
+    save_maps_npz(osp.join(q_dir, 'phase_1_maps_1', 'probs', 'a.npz'), new, np.array([0]),
+                  None)
+    os.symlink('phase_1', osp.join(q_dir, 'current'))
+    transform = LoadQMap(q_dir=q_dir, with_thresholds=True)
+    assert transform(dict(_results(), num_classes=2))['q_thr_logits'][0] == 15.
+    os.symlink(osp.join(q_dir, 'phase_1_maps_1', 'probs'), osp.join(q_dir, 'maps'))
+    assert transform(dict(_results(), num_classes=2))['q_thr_logits'][0] == 3.
+    assert "maps='maps'" in repr(transform)
+    _write_q(store, 'b', q)  # a Q map whose refreshed maps are missing
+    with pytest.raises(FileNotFoundError, match=r'phase_1_maps_1/probs/b\.npz'):
+        transform(dict(_results('b'), num_classes=2))
+
+
 # ---------------------------------------------------------------------- PackWSSSInputs
 def test_pack_wsss_inputs():
     res = _results()

@@ -119,9 +119,11 @@ class LoadQMap(BaseTransform):
     symlink between phases and every dataloader worker reads the new Q without a rebuild.
     While it does not exist (before the first Q: the BCE phase) the map is all 255.
 
-    With ``with_thresholds=True`` it also reads the maps the Q was labelled from,
-    ``{q_dir}/{current}/probs/{img_id}.npz`` (a Q store written with
-    ``QUpdateHook(save_maps=True)``, or ``tools/gen_pseudo.py --save-probs``), and gives
+    With ``with_thresholds=True`` it also reads fused maps of the image,
+    ``{q_dir}/{maps}/{img_id}.npz`` where that entry exists (``QUpdateHook(save_maps=True)``
+    points it at the maps the Q was labelled from, and at the on-training network's newer
+    maps with ``refresh_maps``), else ``{q_dir}/{current}/probs/{img_id}.npz`` (a Q store
+    written with ``tools/gen_pseudo.py --save-probs``), and gives
     every class of the image the fused logit that splits its map at Q's pixel count
     (:func:`~mmseg_sbce.models.losses.count_split`, on the whole image, before any crop):
     ``results['q_thr_logits']``, float32 ``[C]``, NaN where there is no split (a class
@@ -141,6 +143,8 @@ class LoadQMap(BaseTransform):
         ignore_index (int): Value of the all-unknown map. Defaults to 255.
         with_thresholds (bool): Also give each class its split at Q's count (see above).
             Defaults to False.
+        maps (str): Name of the entry in ``q_dir`` that points at the fused maps of
+            ``with_thresholds``. Defaults to ``'maps'``.
     """
 
     def __init__(self,
@@ -148,7 +152,8 @@ class LoadQMap(BaseTransform):
                  current: str = 'current',
                  suffix: str = '.png',
                  ignore_index: int = 255,
-                 with_thresholds: bool = False) -> None:
+                 with_thresholds: bool = False,
+                 maps: str = 'maps') -> None:
         if not q_dir:
             raise ValueError('LoadQMap needs q_dir')
         self.q_dir = q_dir
@@ -156,6 +161,7 @@ class LoadQMap(BaseTransform):
         self.suffix = suffix
         self.ignore_index = ignore_index
         self.with_thresholds = with_thresholds
+        self.maps = maps
 
     def transform(self, results: dict) -> dict:
         """Attach the Q map of ``results['img_id']``."""
@@ -207,7 +213,12 @@ class LoadQMap(BaseTransform):
         out = np.full(int(results['num_classes']), np.nan, np.float32)
         if q_path is None:
             return out  # no Q yet
-        path = osp.join(current, 'probs', results['img_id'] + '.npz')
+        maps_dir = osp.join(self.q_dir, self.maps)
+        if osp.lexists(maps_dir):
+            maps_dir = osp.realpath(maps_dir)  # errors name the folder it points at
+        else:
+            maps_dir = osp.join(current, 'probs')
+        path = osp.join(maps_dir, results['img_id'] + '.npz')
         if not osp.isfile(path):
             raise FileNotFoundError(
                 f'LoadQMap(with_thresholds=True): no saved maps {path} for Q map {q_path}; '
@@ -232,4 +243,4 @@ class LoadQMap(BaseTransform):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(q_dir={self.q_dir!r}, '
                 f'current={self.current!r}, suffix={self.suffix!r}, '
-                f'with_thresholds={self.with_thresholds})')
+                f'with_thresholds={self.with_thresholds}, maps={self.maps!r})')

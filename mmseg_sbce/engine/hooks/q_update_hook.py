@@ -1,14 +1,17 @@
 # Copyright (c) mmseg-sbce contributors.
 """Re-estimation of the target proportion Q before every SBCE phase (paper sec. 3.3)."""
 import json
+import logging
 import os
 import os.path as osp
+import shutil
 import time
 from copy import deepcopy
 from typing import Optional, Union
 
 from mmengine.dist import barrier, broadcast_object_list, is_main_process
 from mmengine.hooks import Hook
+from mmengine.logging import print_log
 
 from mmseg.registry import DATASETS, HOOKS
 from ...apis import export_pseudo_labels
@@ -25,12 +28,18 @@ def phase_dir(q_dir: str, phase: int) -> str:
     return osp.join(q_dir, f'phase_{phase}')
 
 
-def point_current(q_dir: str, target: str) -> None:
-    """Atomically make ``{q_dir}/current`` a symlink to ``target``.
+def refresh_dir(q_dir: str, phase: int, refresh: int) -> str:
+    """Where refresh ``refresh`` of phase ``phase`` writes the network's maps."""
+    return osp.join(q_dir, f'phase_{phase}_maps_{refresh}')
 
-    Dataloader workers resolve the link at every load, so they switch to the new Q at once.
+
+def point_current(q_dir: str, target: str, name: str = 'current') -> None:
+    """Atomically make ``{q_dir}/{name}`` a symlink to ``target``.
+
+    Dataloader workers resolve the link at every load, so they switch to the new Q (or
+    the new maps, ``name='maps'``) at once.
     """
-    link = osp.join(q_dir, 'current')
+    link = osp.join(q_dir, name)
     tmp = f'{link}.tmp{os.getpid()}'
     if osp.lexists(tmp):
         os.remove(tmp)
@@ -113,7 +122,16 @@ class QUpdateHook(Hook):
             ``{q_dir}/phase_k/probs/{img_id}.npz`` (the export's ``save_probs``), which
             ``LoadQMap(with_thresholds=True)`` reads for
             ``SBCEHead(threshold_loss='q_count')``. Disk: one float16 map per image and
-            present class. Defaults to False.
+            present class. The hook points ``{q_dir}/maps`` at them (LoadQMap reads the
+            maps there). Defaults to False.
+        refresh_maps (int): with ``save_maps``, this many times within every phase, at
+            equal intervals, re-run the on-training network over the training images and
+            point ``{q_dir}/maps`` at its fused maps, ``{q_dir}/phase_k_maps_j/probs``
+            (labels without dCRF beside them; the Q stays the phase's): the targets of
+            ``threshold_loss='q_count'`` are then the split of the network's current maps
+            at Q's count, not of the maps of the previous phase, which on the first phase
+            are the baseline's, on another scale. Each costs one multi-scale inference
+            pass; older refreshes of the phase are deleted. Defaults to 0.
     """
     priority = 'NORMAL'
 
@@ -125,7 +143,8 @@ class QUpdateHook(Hook):
                  init_pseudo_cfg: Optional[dict] = None,
                  init_q_dir: Optional[str] = None,
                  workers: Optional[int] = None,
-                 save_maps: bool = False):
+                 save_maps: bool = False,
+                 refresh_maps: int = 0):
         self.q_dir = q_dir
         self.dataset_cfg = dataset
         self.pseudo_cfg = dict(pseudo_cfg or {})
@@ -136,6 +155,16 @@ class QUpdateHook(Hook):
         self.q_phase = 0
         self._dataset = None
         self.schedule = PhaseSchedule.build(schedule)
+        if not isinstance(refresh_maps, int) or refresh_maps < 0:
+            raise ValueError(f'refresh_maps must be a non-negative int, got {refresh_maps!r}')
+        if refresh_maps and not save_maps:
+            raise ValueError('QUpdateHook(refresh_maps) refreshes the saved maps: it needs '
+                             'save_maps=True')
+        if refresh_maps >= self.schedule.phase_iters:
+            raise ValueError(f'refresh_maps={refresh_maps} must be below the phase length '
+                             f'{self.schedule.phase_iters}')
+        self.refresh_maps = refresh_maps
+        self.maps_refresh = 0  # refreshes done in the current phase
 
     # ------------------------------------------------------------------ set-up
     def before_run(self, runner) -> None:
@@ -175,7 +204,8 @@ class QUpdateHook(Hook):
         checkpoint.setdefault('meta', {})[Q_STATE_KEY] = dict(
             q_phase=self.q_phase,
             q_dir=osp.abspath(self.q_dir),
-            schedule=self._schedule_state())
+            schedule=self._schedule_state(),
+            maps_refresh=self.maps_refresh)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if not getattr(runner, '_resume', False):
@@ -191,6 +221,7 @@ class QUpdateHook(Hook):
                 'cannot resume: the checkpoint comes from another phase schedule '
                 f"{state['schedule']} than this config's {self._schedule_state()}")
         self.q_phase = int(state['q_phase'])
+        self.maps_refresh = int(state.get('maps_refresh', 0))
         if self.q_phase > 0:
             self._install(self._store_of(self.q_phase))
 
@@ -205,8 +236,22 @@ class QUpdateHook(Hook):
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
         next_iter = runner.iter + 1
-        if next_iter < runner.max_iters and self._needed_phase(next_iter) > self.q_phase:
+        if next_iter >= runner.max_iters:
+            return
+        if self._needed_phase(next_iter) > self.q_phase:
             self._update(runner, self._needed_phase(next_iter))
+        elif self.q_phase > 0 and self._refreshes_before(next_iter) > self.maps_refresh:
+            self._refresh(runner, self._refreshes_before(next_iter))
+
+    def _refreshes_before(self, it: int) -> int:
+        """How many map refreshes of ``refresh_maps`` precede iteration ``it`` in its
+        phase of length ``L``: refresh ``j`` (1..N) comes before the first iteration at or
+        past ``j * L / (N + 1)`` into the phase."""
+        if not self.refresh_maps:
+            return 0
+        s = self.schedule
+        pos = it - s.phase_start(s.phase(it))
+        return min(self.refresh_maps, pos * (self.refresh_maps + 1) // s.phase_iters)
 
     def _needed_phase(self, it: int) -> int:
         """The Q phase iteration ``it`` trains with (0: none, during the BCE baseline)."""
@@ -218,7 +263,9 @@ class QUpdateHook(Hook):
         return phase_dir(self.q_dir, phase)
 
     def _install(self, store: str) -> None:
-        """Check ``store`` is complete and point ``current`` at it (main process)."""
+        """Check ``store`` is complete and point ``current`` at it, and ``maps`` at the
+        maps of the current refresh (main process)."""
+        redo = [False]
         if is_main_process():
             if store != self.init_q_dir:
                 if not osp.isfile(osp.join(store, MANIFEST)):
@@ -227,14 +274,84 @@ class QUpdateHook(Hook):
                 check_complete(store)  # status 'complete': no running or failed export
             check_q_store(store, self._img_ids())
             point_current(self.q_dir, store)
+            maps = store
+            if self.maps_refresh:
+                maps = refresh_dir(self.q_dir, self.q_phase, self.maps_refresh)
+                try:
+                    check_complete(maps)
+                    maps_ok = True
+                except (FileNotFoundError, ValueError) as e:  # resumed from an older one
+                    print_log(f'the refreshed maps {maps} of the checkpoint cannot be used '
+                              f'({e}); refreshing again from the resumed network',
+                              logger='current', level=logging.WARNING)
+                    maps_ok = False
+                if not maps_ok:
+                    maps, redo = store, [True]
+            self._point_maps(maps)
+        broadcast_object_list(redo)
+        if redo[0]:
+            self.maps_refresh = 0  # the next iteration refreshes again
         barrier()
+
+    def _point_maps(self, store: str) -> None:
+        """Point ``{q_dir}/maps`` at ``{store}/probs`` (``save_maps``; main process).
+        Without maps there the entry is removed, so LoadQMap reads ``{current}/probs`` and
+        names what is missing."""
+        if not self.save_maps:
+            return
+        probs = osp.join(store, 'probs')
+        if osp.isdir(probs):
+            point_current(self.q_dir, probs, name='maps')
+        elif osp.lexists(osp.join(self.q_dir, 'maps')):
+            os.remove(osp.join(self.q_dir, 'maps'))
+
+    def _refresh(self, runner, refresh: int) -> None:
+        """Refresh ``refresh`` of the current phase: the on-training network's fused maps
+        of every training image (no dCRF), and ``maps`` pointed at them."""
+        out = refresh_dir(self.q_dir, self.q_phase, refresh)
+        cfg = deepcopy(self.pseudo_cfg)
+        cfg['crf'] = dict(cfg.get('crf') or {}, enabled=False)  # only the maps are read
+        start = time.time()
+        summary = export_pseudo_labels(
+            unwrap_model(runner.model),
+            self.dataset,
+            out,
+            cfg,
+            identity=dict(dataset=self.dataset_cfg, phase=self.q_phase, refresh=refresh),
+            run_info=dict(phase=self.q_phase, refresh=refresh, iter=runner.iter + 1,
+                          q_dir=osp.abspath(self.q_dir)),
+            clean=True,
+            save_probs=True,
+            workers=self.workers,
+            progress=False,
+            logger=runner.logger)
+        if summary['failures']:
+            failed = [f['img_id'] for f in summary['failures']]
+            raise RuntimeError(f'map refresh {refresh} of phase {self.q_phase} failed on '
+                               f'{len(failed)} images: {failed[:10]}')
+        error = [None]
+        if is_main_process():
+            try:
+                self._point_maps(out)
+                # Two refreshes back is no longer read by any worker's prefetched sample.
+                if refresh >= 3:
+                    shutil.rmtree(refresh_dir(self.q_dir, self.q_phase, refresh - 2),
+                                  ignore_errors=True)
+            except Exception as e:  # every rank must learn about it, not hang
+                error = [repr(e)]
+        broadcast_object_list(error)
+        if error[0] is not None:
+            raise RuntimeError(error[0])
+        self.maps_refresh = refresh
+        runner.logger.info(f'maps refreshed ({refresh}/{self.refresh_maps} of phase '
+                           f'{self.q_phase}) in {time.time() - start:.1f}s -> {out}')
 
     def _update(self, runner, phase: int) -> None:
         store = self._store_of(phase)
         if store == self.init_q_dir:
             runner.logger.info(f'Q for phase {phase}: using the given init_q_dir {store}')
+            self.q_phase, self.maps_refresh = phase, 0
             self._install(store)
-            self.q_phase = phase
             return
 
         cfg = deepcopy(self.pseudo_cfg)
@@ -261,10 +378,15 @@ class QUpdateHook(Hook):
             raise RuntimeError(f'Q update for phase {phase} failed on {len(failed)} images: '
                                f'{failed[:10]}')
         error = [None]
+        self.maps_refresh = 0
         if is_main_process():
             try:
                 check_q_store(store, self._img_ids())
                 point_current(self.q_dir, store)
+                self._point_maps(store)
+                for refresh in range(1, self.refresh_maps + 1):  # the previous phase's
+                    shutil.rmtree(refresh_dir(self.q_dir, phase - 1, refresh),
+                                  ignore_errors=True)
             except Exception as e:  # every rank must learn about it, not hang
                 error = [repr(e)]
         broadcast_object_list(error)

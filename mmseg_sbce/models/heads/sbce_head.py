@@ -58,7 +58,8 @@ class SBCEHead(BaseModule):
       classifier (active in both sub-phases, as in the reference). Gradients: threshold
       branch; backbone through the branch (as in the reference, which detaches only ``p``;
       ``detach_thr_feats=True`` stops that); bottleneck, classifier, scale and backbone via
-      the KL term.
+      the KL term. With ``threshold_loss='q_count'`` the branch is a detached regressor
+      trained in both sub-phases (see ``threshold_loss``).
 
     Targets come from each ``SegDataSample``: ``gt_labels`` (float ``[C]`` multi-hot) and
     ``gt_sem_seg``, the Q map (0 background, ``1..C`` classes, ``ignore_index`` unknown).
@@ -95,7 +96,8 @@ class SBCEHead(BaseModule):
         dropout_ratio (float): Dropout2d on the classifier input. Defaults to 0.
         train_mode (str): initial training mode. Defaults to ``'bce'``.
         detach_thr_feats (bool): stop the threshold loss at the branch input.
-            Defaults to False (reference behaviour).
+            Defaults to False (reference behaviour); ``threshold_loss='q_count'`` always
+            stops it.
         threshold_reduction (str): Spatial-BCE reduction in ``'sbce-threshold'``.
             Defaults to ``'side_mean'`` (reference).
         threshold_loss (str): what trains the threshold branch in ``'sbce-threshold'``.
@@ -121,14 +123,19 @@ class SBCEHead(BaseModule):
             logit that splits the map eq. 9 labels at the count of pixels the current Q
             gives the class (``gt_thr_logits`` of each sample, from
             ``LoadQMap(with_thresholds=True)`` reading the maps the Q was labelled from,
-            ``QUpdateHook(save_maps=True)``), compared in ``thr_logits / s`` like
+            ``QUpdateHook(save_maps=True)``, refreshed within the phase with
+            ``QUpdateHook(refresh_maps=N)``), compared in ``thr_logits / s`` like
             ``'otsu'`` (smooth L1, maps with a target; logged as ``loss_thr``). The
-            targets come from the whole image's multi-scale maps, not a crop, and move once
-            per phase (a Q update), where the side-mean and the percentile follow every
-            step of the classifier. Use it with ``detach_thr_feats=True``: the
-            regression's gradient through the branch's input reaches the backbone, and
-            without the stop it degraded the maps phase after phase (docs/results.md,
-            "The branch regresses that split", where it was measured).
+            targets come from the whole image's multi-scale maps, not a crop. The branch is
+            then a regressor beside the classifier: its input is always detached (whatever
+            ``detach_thr_feats``; with the regression's gradient reaching the backbone the
+            maps degraded phase after phase), and it trains in every SBCE iteration, both
+            sub-phases (Algorithm 1's alternation keeps the threshold's gradient off ``p``,
+            which the stop already does; at one iteration in ``gamma / (gamma - theta)``
+            the branch lagged its targets by ~7 logits at the end of phase 1). In the
+            classifier sub-phase ``loss_thr`` is added to the Spatial-BCE and KL terms,
+            which it does not touch. docs/results.md, "The branch regresses that split",
+            has the measurements.
         touch_idle_params (bool): add the zero-weighted term described above.
         ignore_index (int): unknown label in the Q map. Defaults to 255.
         align_corners (bool): for resizing logits at inference. Defaults to False.
@@ -350,13 +357,15 @@ class SBCEHead(BaseModule):
             plus the diagnostics ``mean_thr`` (sbce modes), ``frac_gap`` and ``mean_scale``.
         """
         feats = self._transform_inputs(inputs)
-        detach_thr = self.train_mode == 'sbce-threshold' and self.detach_thr_feats
+        q_count = self.threshold_loss == 'q_count' and self.train_mode != 'bce'
+        detach_thr = q_count or (self.train_mode == 'sbce-threshold'
+                                 and self.detach_thr_feats)
         outputs = self._forward_feats(feats, detach_thr=detach_thr)
         labels, fractions, valid = self.get_targets(batch_data_samples, feats.device)
         valid_pixels = self.get_valid_pixels(batch_data_samples, outputs[0].shape[2:],
                                              feats.device)
         thr_targets = None
-        if self.train_mode == 'sbce-threshold' and self.threshold_loss == 'q_count':
+        if q_count:
             thr_targets = self.get_thr_targets(batch_data_samples, feats.device)
         losses = self.loss_by_feat(outputs, labels, fractions, valid, valid_pixels,
                                    thr_targets)
@@ -392,7 +401,7 @@ class SBCEHead(BaseModule):
                 image (see :meth:`get_valid_pixels`); None when no sample is padded.
             thr_targets (Tensor, optional): ``[B, C]`` threshold targets of
                 ``threshold_loss='q_count'`` (:meth:`get_thr_targets`, NaN: none);
-                needed in ``'sbce-threshold'`` with that loss.
+                needed in both SBCE modes with that loss.
 
         Returns:
             dict[str, Tensor]: losses and diagnostics (see :meth:`loss`).
@@ -440,16 +449,8 @@ class SBCEHead(BaseModule):
                 loss_sbce = _regression(unscaled, target, positive)
                 used = positive
             elif self.threshold_loss == 'q_count':
-                if thr_targets is None:
-                    raise ValueError("threshold_loss='q_count' needs thr_targets in "
-                                     "'sbce-threshold' (see get_thr_targets)")
                 thr_logit = thr_logits
-                # The split of the fused map at Q's count, in the space inference reads:
-                # logit(t') = thr_logits / s (map_threshold).
-                regress = positive & torch.isfinite(thr_targets)
-                target = torch.where(regress, thr_targets, torch.zeros_like(thr_targets))
-                unscaled = thr_logits / self.logit_scale.detach().view(1, -1)
-                loss_sbce = _regression(unscaled, target, regress)
+                loss_sbce = self._q_count_loss(thr_logits, positive, thr_targets)
                 used = positive
             else:
                 thr_logit = thr_logits
@@ -463,10 +464,26 @@ class SBCEHead(BaseModule):
             losses[self._main_loss_name()] = loss_sbce
             losses[self.loss_kl.loss_name] = self.loss_kl(
                 scaled, labels, fractions, valid, valid_pixels=valid_pixels)
+            if self.threshold_loss == 'q_count' and self.train_mode == 'sbce-classifier':
+                # The branch trains in both sub-phases (class doc); its input is detached.
+                losses['loss_thr'] = self._q_count_loss(thr_logits, positive, thr_targets)
             losses['mean_thr'] = _masked_mean(thr.detach(), used)
             losses['frac_gap'] = self._frac_gap(scaled, fractions, with_q, valid_pixels)
         losses['mean_scale'] = self.logit_scale.detach().mean()
         return losses
+
+    def _q_count_loss(self, thr_logits: Tensor, positive: Tensor,
+                      thr_targets: Optional[Tensor]) -> Tensor:
+        """``threshold_loss='q_count'``: smooth L1 between the branch and the split of
+        each fused map at Q's count, in the space inference reads, ``logit(t') =
+        thr_logits / s`` (map_threshold), on the positive maps with a target."""
+        if thr_targets is None:
+            raise ValueError("threshold_loss='q_count' needs thr_targets in the SBCE modes "
+                             '(see get_thr_targets)')
+        regress = positive & torch.isfinite(thr_targets)
+        target = torch.where(regress, thr_targets, torch.zeros_like(thr_targets))
+        unscaled = thr_logits / self.logit_scale.detach().view(1, -1)
+        return _regression(unscaled, target, regress)
 
     def _main_loss_name(self) -> str:
         """Key of the current mode's main loss: ``loss_bce``, ``loss_sbce``, or ``loss_thr``

@@ -2,6 +2,7 @@
 """QUpdateHook (with PhaseSwitchHook) on a real mmengine Runner: Q per phase, resume, refusals,
 two processes (schedule in sbce_run.py)."""
 import copy
+import json
 import os
 import os.path as osp
 import shutil
@@ -74,27 +75,33 @@ def test_incomplete_init_q_store_is_refused(data_root, tmp_path):
         run(cfg)
 
 
-@pytest.mark.parametrize('centre', [None, 0.01])
-def test_two_process_gloo_q_equals_one_process(data_root, tmp_path, centre):
+@pytest.mark.parametrize('centre, refresh', [(None, 0), (0.01, 0), (None, 1)])
+def test_two_process_gloo_q_equals_one_process(data_root, tmp_path, centre, refresh):
     """tools/dist_train.sh with 2 CPU processes (gloo) gives the same Q as 1 process.
 
     The learning rate is 0 and BN statistics are frozen, so both runs hold the same (seeded)
     weights when Q is computed, although their ranks saw different batches. With the logit
     centre (PhaseSwitchHook ``centre_start_prob``), set on rank 0 and broadcast, the second
     phase's Q, labelled by both ranks with ``t' = sigmoid(c + logit(t) / s)``, is the same
-    too, and so is the centre.
+    too, and so is the centre. With ``threshold_loss='q_count'`` and ``refresh_maps=1``
+    the maps refreshed in the middle of the phase, each rank labelling its shard, are
+    those of one process.
     """
     import torch
     cfg_file = tmp_path / 'tiny.py'
     schedule = dict(gamma=2, theta=1, bce_iters=2, phase_iters=2,
                     num_phases=1 if centre is None else 2)
-    qcfg, centres = {}, {}
+    qcfg, centres, maps = {}, {}, {}
     for world in (1, 2):
         cfg = make_cfg(data_root, str(tmp_path / f'w{world}'), lr=0.0, schedule=schedule)
         cfg['optim_wrapper']['type'] = 'OptimWrapper'
         cfg['model']['backbone']['norm_eval'] = True
         cfg['custom_hooks'] = cfg['custom_hooks'][:2]
         cfg['custom_hooks'][0]['centre_start_prob'] = centre
+        if refresh:
+            cfg['model']['decode_head']['threshold_loss'] = 'q_count'
+            cfg['train_dataloader']['dataset']['pipeline'][1]['with_thresholds'] = True
+            cfg['custom_hooks'][1].update(save_maps=True, refresh_maps=refresh)
         if centre is not None:
             # a small scale puts the centre far from 0 (m + 4.6 / s); without DDP's buffer
             # broadcast only the hook's own broadcast gives rank 1 the centre
@@ -112,6 +119,9 @@ def test_two_process_gloo_q_equals_one_process(data_root, tmp_path, centre):
         assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
         phase = 'phase_1' if centre is None else 'phase_2'
         qcfg[world] = read_store(osp.join(cfg['work_dir'], 'q', phase))
+        if refresh:
+            maps[world] = _read_maps(osp.join(cfg['work_dir'], 'q', 'phase_1_maps_1',
+                                              'probs'))
         last = osp.join(cfg['work_dir'], f'iter_{schedule["bce_iters"] + 2 * 2}.pth')
         if centre is not None:
             state = torch.load(last, map_location='cpu', weights_only=False)['state_dict']
@@ -123,6 +133,10 @@ def test_two_process_gloo_q_equals_one_process(data_root, tmp_path, centre):
     assert len(qcfg[1]) == 12 and qcfg[1].keys() == qcfg[2].keys()
     for k in qcfg[1]:
         np.testing.assert_array_equal(qcfg[1][k], qcfg[2][k], err_msg=k)
+    if refresh:
+        assert len(maps[1]) == 12 and maps[1].keys() == maps[2].keys()
+        for k in maps[1]:
+            np.testing.assert_array_equal(maps[1][k], maps[2][k], err_msg=k)
 
 
 def test_start_from_a_baseline_checkpoint_and_an_initial_q(full_run, tmp_path):
@@ -213,51 +227,150 @@ def test_q_store_belongs_to_one_run(data_root, tmp_path):
     assert not osp.exists(osp.join(work3, 'iter_1.pth'))
 
 
-def test_q_count_threshold_targets_on_a_real_run(data_root, tmp_path):
-    """SBCEHead(threshold_loss='q_count') end to end: QUpdateHook(save_maps=True) keeps the
-    maps of every Q, LoadQMap(with_thresholds=True) turns them into the split at Q's
-    count, and only the threshold sub-phases train the branch on them."""
-    from mmseg.registry import DATASETS
-    from mmseg_sbce.apis.label_io import load_maps_npz
-    from mmseg_sbce.models.losses import count_split
-    init_default_scope('mmseg')
-    cfg = make_cfg(data_root, str(tmp_path / 'work'))
+def _q_count_cfg(data_root, work_dir, refresh_maps=0):
+    cfg = make_cfg(data_root, work_dir)
     cfg['model']['decode_head']['threshold_loss'] = 'q_count'
     cfg['train_dataloader']['dataset']['pipeline'][1]['with_thresholds'] = True
-    cfg['custom_hooks'][1]['save_maps'] = True
+    cfg['custom_hooks'][1].update(save_maps=True, refresh_maps=refresh_maps)
+    return cfg
+
+
+def _expected_targets(maps_dir, q_maps, img_id):
+    """The split of each saved map of ``img_id`` at the count Q gives its class."""
+    from mmseg_sbce.apis.label_io import load_maps_npz
+    from mmseg_sbce.models.losses import count_split
+    logits, classes, _ = load_maps_npz(osp.join(maps_dir, img_id + '.npz'))
+    q = q_maps[img_id + '.png']
+    thr, split = count_split(logits, [(q == c + 1).mean() for c in classes])
+    expected = np.full(NUM_CLASSES, np.nan, np.float32)
+    expected[classes[split]] = thr[split]
+    return expected, int(split.sum())
+
+
+def _targets_read(cfg, q_dir, current, maps):
+    from mmseg.registry import DATASETS
+    ds = DATASETS.build(dict(cfg['train_dataloader']['dataset'], pipeline=[
+        dict(type='LoadCheckedImageFromFile'),
+        dict(type='LoadQMap', q_dir=q_dir, current=current, with_thresholds=True,
+             maps=maps)]))
+    return [ds[i] for i in range(len(ds))]
+
+
+@pytest.fixture(scope='module')
+def q_count_run(data_root, tmp_path_factory):
+    init_default_scope('mmseg')
+    cfg = _q_count_cfg(data_root, str(tmp_path_factory.mktemp('qcount')), refresh_maps=1)
     _, record = run(cfg)
+    return cfg, record
+
+
+def test_q_count_threshold_targets_on_a_real_run(q_count_run):
+    """SBCEHead(threshold_loss='q_count') end to end: QUpdateHook(save_maps=True) keeps the
+    maps of every Q and points ``{q_dir}/maps`` at them, ``refresh_maps=1`` replaces them
+    half-way through each phase with the on-training network's, LoadQMap(with_thresholds=
+    True) turns the maps it points at into the split at Q's count, and the branch trains on
+    them in every SBCE iteration."""
+    cfg, record = q_count_run
     q_dir = osp.join(cfg['work_dir'], 'q')
     for phase in (1, 2):
         store = osp.join(q_dir, f'phase_{phase}')
         assert sorted(os.listdir(osp.join(store, 'probs'))) == sorted(
             osp.splitext(k)[0] + '.npz' for k in read_store(store))
-    # each phase's targets: the split of each saved map at that phase's Q count (phase 1's
-    # Q, from the baseline's CAMs, has foreground; this tiny net's phase-2 Q may have none)
+    # phase 2's refresh is what the targets come from now; phase 1's was deleted
+    last = osp.join(q_dir, 'phase_2_maps_1')
+    assert os.readlink(osp.join(q_dir, 'maps')) == osp.abspath(osp.join(last, 'probs'))
+    assert not osp.exists(osp.join(q_dir, 'phase_1_maps_1'))
+    from mmseg_sbce.apis.manifest import check_complete
+    assert check_complete(last)['status'] == 'complete'
+    # each store's own maps (the `maps` entry bypassed) and the refresh, at that Q's count
+    # (phase 1's Q, from the baseline's CAMs, has foreground; this tiny net's phase-2 Q may
+    # have none)
     targets = {}
-    for phase in (1, 2):
-        store = osp.join(q_dir, f'phase_{phase}')
-        ds = DATASETS.build(dict(cfg['train_dataloader']['dataset'], pipeline=[
-            dict(type='LoadCheckedImageFromFile'),
-            dict(type='LoadQMap', q_dir=q_dir, current=f'phase_{phase}',
-                 with_thresholds=True)]))
-        q_maps, targets[phase] = read_store(store), 0
-        for i in range(len(ds)):
-            res = ds[i]
-            logits, classes, _ = load_maps_npz(
-                osp.join(store, 'probs', res['img_id'] + '.npz'))
-            q = q_maps[res['img_id'] + '.png']
-            thr, split = count_split(logits, [(q == c + 1).mean() for c in classes])
-            expected = np.full(NUM_CLASSES, np.nan, np.float32)
-            expected[classes[split]] = thr[split]
+    for phase, maps_dir, maps_entry in ((1, 'phase_1/probs', 'none'),
+                                        (2, 'phase_2/probs', 'none'),
+                                        ('refresh', 'phase_2_maps_1/probs', 'maps')):
+        current = 'phase_2' if phase == 'refresh' else f'phase_{phase}'
+        q_maps, targets[phase] = read_store(osp.join(q_dir, current)), 0
+        for res in _targets_read(cfg, q_dir, current, maps_entry):
+            expected, n = _expected_targets(osp.join(q_dir, maps_dir), q_maps, res['img_id'])
             np.testing.assert_array_equal(res['q_thr_logits'], expected)
-            targets[phase] += int(split.sum())
+            targets[phase] += n
     assert targets[1] > 0
-    # the branch trains in the threshold sub-phases (iterations 7, 11 | 15, 19) on the maps
-    # that have a target, and on nothing else
-    thr_iters = [it for it, mode in record['modes'].items() if mode == 'sbce-threshold']
-    assert thr_iters == [7, 11, 15, 19]
-    for it in thr_iters:
-        phase = 1 if it < 12 else 2
-        assert record['grads'][it]['decode_head.conv_thr.weight'] == (targets[phase] > 0), it
-    assert not any(record['grads'][it]['decode_head.conv_thr.weight']
-                   for it in record['modes'] if it not in thr_iters)
+    # the refreshed maps are the network's after iteration 16, the refresh's iteration
+    # (before iteration 4 + 8 + 8 // 2), without dCRF: a direct export agrees
+    import tempfile
+    from mmengine.runner import load_checkpoint
+    from mmseg.registry import DATASETS, MODELS
+    from mmseg_sbce.apis.label_io import load_maps_npz
+    model = MODELS.build(cfg['model'])
+    load_checkpoint(model, osp.join(cfg['work_dir'], 'iter_16.pth'), map_location='cpu')
+    ds = DATASETS.build(cfg['custom_hooks'][1]['dataset'])
+    with tempfile.TemporaryDirectory() as out:
+        generate_pseudo_labels(model, ds, out, dict(PSEUDO_CFG, crf=dict(enabled=False)),
+                               workers=1, progress=False, save_probs=True)
+        names = os.listdir(osp.join(out, 'probs'))
+        assert len(names) == 12
+        for name in names:
+            direct = load_maps_npz(osp.join(out, 'probs', name))
+            refreshed = load_maps_npz(osp.join(last, 'probs', name))
+            for a, b in zip(direct, refreshed):
+                np.testing.assert_array_equal(a, b, err_msg=name)
+    # the branch trains in every SBCE iteration of phase 1 (every image has targets there)
+    # and never in the BCE phase
+    assert all(record['grads'][it]['decode_head.conv_thr.weight'] for it in range(4, 12))
+    assert not any(record['grads'][it]['decode_head.conv_thr.weight'] for it in range(4))
+
+
+def _read_maps(maps_dir):
+    from mmseg_sbce.apis.label_io import load_maps_npz
+    return {name: load_maps_npz(osp.join(maps_dir, name))[0]
+            for name in sorted(os.listdir(maps_dir))}
+
+
+@pytest.mark.parametrize('resume_iter', [14, 16])  # before phase 2's refresh; right after
+def test_q_count_refresh_resumes_identically(q_count_run, resume_iter):
+    """Resumed before the refresh, the refresh is made again from the same weights;
+    resumed after it, the checkpoint's refresh is used as it is, not redone."""
+    cfg, record = q_count_run
+    maps_dir = osp.join(cfg['work_dir'], 'q', 'phase_2_maps_1', 'probs')
+    before = _read_maps(maps_dir)
+    ckpt = osp.join(cfg['work_dir'], f'iter_{resume_iter}.pth')
+    _, rec2 = run(copy.deepcopy(cfg), resume_from=ckpt)
+    assert min(rec2['modes']) == resume_iter
+    for it in range(resume_iter, 20):
+        assert rec2['losses'][it] == pytest.approx(record['losses'][it], rel=1e-4, abs=1e-6)
+    after = _read_maps(maps_dir)
+    assert after.keys() == before.keys()
+    for name in before:
+        np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+
+
+def test_q_count_refresh_of_an_older_checkpoint_is_redone(q_count_run, tmp_path):
+    """Resumed where the checkpoint's refresh is gone: a warning, the maps are refreshed
+    again from the resumed network, and training goes on."""
+    cfg, _ = q_count_run
+    work = str(tmp_path / 'copy')
+    shutil.copytree(cfg['work_dir'], work, symlinks=True)
+    cfg2 = _q_count_cfg(cfg['train_dataloader']['dataset']['data_root'], work,
+                        refresh_maps=1)
+    q_dir = osp.join(work, 'q')
+    with open(osp.join(q_dir, 'run.json'), 'w') as f:  # the copy is this run's store
+        json.dump(dict(work_dir=osp.abspath(work)), f)
+    for name in ('current', 'maps'):  # the copy's links point into the original
+        os.remove(osp.join(q_dir, name))
+    shutil.rmtree(osp.join(q_dir, 'phase_2_maps_1'))
+    _, rec2 = run(cfg2, resume_from=osp.join(work, 'iter_17.pth'))
+    assert min(rec2['modes']) == 17 and all(np.isfinite(v) for v in rec2['losses'].values())
+    assert os.readlink(osp.join(q_dir, 'maps')) == osp.abspath(
+        osp.join(q_dir, 'phase_2_maps_1', 'probs'))
+
+
+def test_refresh_maps_arguments_are_checked(tmp_path):
+    from mmseg_sbce.engine.hooks import QUpdateHook
+    kwargs = dict(q_dir=str(tmp_path), dataset={}, schedule=SCHEDULE)
+    with pytest.raises(ValueError, match='needs save_maps=True'):
+        QUpdateHook(**kwargs, refresh_maps=1)
+    with pytest.raises(ValueError, match='non-negative int'):
+        QUpdateHook(**kwargs, save_maps=True, refresh_maps=-1)
+    with pytest.raises(ValueError, match='below the phase length 8'):
+        QUpdateHook(**kwargs, save_maps=True, refresh_maps=8)

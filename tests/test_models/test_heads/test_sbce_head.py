@@ -602,6 +602,9 @@ def test_q_count_threshold_loss_by_hand():
 
 
 def test_q_count_targets_from_the_data_samples():
+    """q_count: the branch is a regressor on detached features, trained in both SBCE
+    sub-phases; in the classifier sub-phase its loss is added to Spatial-BCE and KL and
+    reaches nothing else, and those reach nothing of the branch."""
     head = make_head(threshold_loss='q_count')
     samples = batch()
     samples[0].gt_thr_logits = torch.tensor([1.5, float('nan'), -0.5])
@@ -612,15 +615,29 @@ def test_q_count_targets_from_the_data_samples():
     losses = head.loss([x], samples)
     assert set(losses) == {'loss_thr', 'loss_kl', 'mean_thr', 'frac_gap', 'mean_scale'}
     losses['loss_thr'].backward()
-    assert nonzero(head.conv_thr.weight.grad) and nonzero(x.grad)
-    for p in (head.conv_cls.weight, head.bottleneck.weight, head.T):
+    assert nonzero(head.conv_thr.weight.grad)
+    for p in (x, head.conv_cls.weight, head.bottleneck.weight, head.T):
         assert is_zero(p.grad)
-    # other modes do not need the targets
+    head.conv_thr.weight.grad = None
     head.set_train_mode('sbce-classifier')
-    head.loss([x], batch())
+    losses = head.loss([x], samples)
+    assert {'loss_sbce', 'loss_kl', 'loss_thr'} <= set(losses)
+    # the same regression as in the threshold sub-phase (same weights, same targets)
     head.set_train_mode('sbce-threshold')
-    with pytest.raises(KeyError, match=r'with_thresholds=True.*save_maps=True'):
-        head.loss([x], batch())
+    assert losses['loss_thr'].item() == pytest.approx(
+        head.loss([x], samples)['loss_thr'].item())
+    (losses['loss_sbce'] + losses['loss_kl']).backward(retain_graph=True)
+    assert is_zero(head.conv_thr.weight.grad) and nonzero(x.grad)
+    x.grad = None
+    losses['loss_thr'].backward()
+    assert nonzero(head.conv_thr.weight.grad) and not nonzero(x.grad)
+    # the BCE phase does not need the targets; both SBCE modes do
+    head.set_train_mode('bce')
+    head.loss([x], batch())
+    for mode in ('sbce-classifier', 'sbce-threshold'):
+        head.set_train_mode(mode)
+        with pytest.raises(KeyError, match=r'with_thresholds=True.*save_maps=True'):
+            head.loss([x], batch())
     samples[1].gt_thr_logits = torch.zeros(C + 1)
     with pytest.raises(ValueError, match=r'gt_thr_logits must have shape \(3,\)'):
         head.loss([x], samples)
