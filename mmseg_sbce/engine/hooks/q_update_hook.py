@@ -305,6 +305,40 @@ class QUpdateHook(Hook):
         elif osp.lexists(osp.join(self.q_dir, 'maps')):
             os.remove(osp.join(self.q_dir, 'maps'))
 
+    def _export(self, runner, out: str, cfg: dict, what: str, save_probs: bool,
+                **info) -> None:
+        """Label every training image into ``out`` with the on-training network (the
+        export of ``tools/gen_pseudo.py``; ``clean``: whatever an interrupted export left
+        there is deleted, never reused); raise on every rank if any image failed."""
+        summary = export_pseudo_labels(
+            unwrap_model(runner.model),
+            self.dataset,
+            out,
+            cfg,
+            identity=dict(dataset=self.dataset_cfg, **info),
+            run_info=dict(info, iter=runner.iter + 1, q_dir=osp.abspath(self.q_dir)),
+            clean=True,
+            save_probs=save_probs,
+            workers=self.workers,
+            progress=is_main_process(),
+            logger=runner.logger)
+        if summary['failures']:  # the gathered failures: the same on every rank
+            failed = [f['img_id'] for f in summary['failures']]
+            raise RuntimeError(f'{what} failed on {len(failed)} images: {failed[:10]}')
+
+    @staticmethod
+    def _on_main(step) -> None:
+        """Run ``step`` on the main process; its error is raised on every rank."""
+        error = [None]
+        if is_main_process():
+            try:
+                step()
+            except Exception as e:  # every rank must learn about it, not hang
+                error = [repr(e)]
+        broadcast_object_list(error)
+        if error[0] is not None:
+            raise RuntimeError(error[0])
+
     def _refresh(self, runner, refresh: int) -> None:
         """Refresh ``refresh`` of the current phase: the on-training network's fused maps
         of every training image (no dCRF), and ``maps`` pointed at them."""
@@ -312,36 +346,17 @@ class QUpdateHook(Hook):
         cfg = deepcopy(self.pseudo_cfg)
         cfg['crf'] = dict(cfg.get('crf') or {}, enabled=False)  # only the maps are read
         start = time.time()
-        summary = export_pseudo_labels(
-            unwrap_model(runner.model),
-            self.dataset,
-            out,
-            cfg,
-            identity=dict(dataset=self.dataset_cfg, phase=self.q_phase, refresh=refresh),
-            run_info=dict(phase=self.q_phase, refresh=refresh, iter=runner.iter + 1,
-                          q_dir=osp.abspath(self.q_dir)),
-            clean=True,
-            save_probs=True,
-            workers=self.workers,
-            progress=False,
-            logger=runner.logger)
-        if summary['failures']:
-            failed = [f['img_id'] for f in summary['failures']]
-            raise RuntimeError(f'map refresh {refresh} of phase {self.q_phase} failed on '
-                               f'{len(failed)} images: {failed[:10]}')
-        error = [None]
-        if is_main_process():
-            try:
-                self._point_maps(out)
-                # Two refreshes back is no longer read by any worker's prefetched sample.
-                if refresh >= 3:
-                    shutil.rmtree(refresh_dir(self.q_dir, self.q_phase, refresh - 2),
-                                  ignore_errors=True)
-            except Exception as e:  # every rank must learn about it, not hang
-                error = [repr(e)]
-        broadcast_object_list(error)
-        if error[0] is not None:
-            raise RuntimeError(error[0])
+        self._export(runner, out, cfg, f'map refresh {refresh} of phase {self.q_phase}',
+                     save_probs=True, phase=self.q_phase, refresh=refresh)
+
+        def point():
+            self._point_maps(out)
+            # Two refreshes back is no longer read by any worker's prefetched sample.
+            if refresh >= 3:
+                shutil.rmtree(refresh_dir(self.q_dir, self.q_phase, refresh - 2),
+                              ignore_errors=True)
+
+        self._on_main(point)
         self.maps_refresh = refresh
         runner.logger.info(f'maps refreshed ({refresh}/{self.refresh_maps} of phase '
                            f'{self.q_phase}) in {time.time() - start:.1f}s -> {out}')
@@ -360,38 +375,18 @@ class QUpdateHook(Hook):
         runner.logger.info(f'Q update for phase {phase}: labelling '
                            f'{len(self.dataset)} training images into {store}')
         start = time.time()
-        # clean: whatever an interrupted update left in the store is deleted, never reused.
-        summary = export_pseudo_labels(
-            unwrap_model(runner.model),
-            self.dataset,
-            store,
-            cfg,
-            identity=dict(dataset=self.dataset_cfg, phase=phase),
-            run_info=dict(phase=phase, iter=runner.iter + 1, q_dir=osp.abspath(self.q_dir)),
-            clean=True,
-            save_probs=self.save_maps,
-            workers=self.workers,
-            progress=is_main_process(),
-            logger=runner.logger)
-        if summary['failures']:  # the gathered failures: the same on every rank
-            failed = [f['img_id'] for f in summary['failures']]
-            raise RuntimeError(f'Q update for phase {phase} failed on {len(failed)} images: '
-                               f'{failed[:10]}')
-        error = [None]
+        self._export(runner, store, cfg, f'Q update for phase {phase}',
+                     save_probs=self.save_maps, phase=phase)
+
+        def install():
+            check_q_store(store, self._img_ids())
+            point_current(self.q_dir, store)
+            self._point_maps(store)
+            for refresh in range(1, self.refresh_maps + 1):  # the previous phase's
+                shutil.rmtree(refresh_dir(self.q_dir, phase - 1, refresh), ignore_errors=True)
+
         self.maps_refresh = 0
-        if is_main_process():
-            try:
-                check_q_store(store, self._img_ids())
-                point_current(self.q_dir, store)
-                self._point_maps(store)
-                for refresh in range(1, self.refresh_maps + 1):  # the previous phase's
-                    shutil.rmtree(refresh_dir(self.q_dir, phase - 1, refresh),
-                                  ignore_errors=True)
-            except Exception as e:  # every rank must learn about it, not hang
-                error = [repr(e)]
-        broadcast_object_list(error)
-        if error[0] is not None:
-            raise RuntimeError(error[0])
+        self._on_main(install)
         self.q_phase = phase
         runner.logger.info(f'Q update for phase {phase} done in '
                            f'{time.time() - start:.1f}s')

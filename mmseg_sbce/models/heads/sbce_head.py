@@ -134,8 +134,11 @@ class SBCEHead(BaseModule):
             which the stop already does; at one iteration in ``gamma / (gamma - theta)``
             the branch lagged its targets by ~7 logits at the end of phase 1). In the
             classifier sub-phase ``loss_thr`` is added to the Spatial-BCE and KL terms,
-            which it does not touch. docs/results.md, "The branch regresses that split",
-            has the measurements.
+            which it does not touch. What it learns is Q's count: where Q is right the
+            labels land at or above the best constant threshold, where Q under-labels
+            (an initial Q on the objects' most class-specific parts) the phases keep that
+            and shrink it; docs/results.md, "The branch regresses that split", has the
+            measurements.
         touch_idle_params (bool): add the zero-weighted term described above.
         ignore_index (int): unknown label in the Q map. Defaults to 255.
         align_corners (bool): for resizing logits at inference. Defaults to False.
