@@ -242,8 +242,10 @@ class QUpdateHook(Hook):
             return
         if self._needed_phase(next_iter) > self.q_phase:
             self._update(runner, self._needed_phase(next_iter))
-        elif self.q_phase > 0 and self._refreshes_before(next_iter) > self.maps_refresh:
-            self._refresh(runner, self._refreshes_before(next_iter))
+            return
+        refresh = self._refreshes_before(next_iter)
+        if self.q_phase > 0 and refresh > self.maps_refresh:
+            self._refresh(runner, refresh)
 
     def _refreshes_before(self, it: int) -> int:
         """How many map refreshes of ``refresh_maps`` precede iteration ``it`` in its
@@ -281,13 +283,10 @@ class QUpdateHook(Hook):
                 maps = refresh_dir(self.q_dir, self.q_phase, self.maps_refresh)
                 try:
                     check_complete(maps)
-                    maps_ok = True
                 except (FileNotFoundError, ValueError) as e:  # resumed from an older one
                     print_log(f'the refreshed maps {maps} of the checkpoint cannot be used '
                               f'({e}); refreshing again from the resumed network',
                               logger='current', level=logging.WARNING)
-                    maps_ok = False
-                if not maps_ok:
                     maps, redo = store, [True]
             self._point_maps(maps)
         broadcast_object_list(redo)
