@@ -67,6 +67,8 @@ RUN_RECORD = 'family_run.json'
 # --baselines-from, with their stage markers.
 BASELINE_STAGES = ('2_baseline', '3_initial_q')
 BASELINE_OUTPUTS = ('baseline', 'q_init', 'pseudo_baseline_nocrf')
+# written by stage 3 only when the initial Q is kept without dCRF (``init_q_crf = False``)
+OPTIONAL_BASELINE_OUTPUTS = ('pseudo_baseline_crf', )
 
 
 def equal_budget_options() -> List[str]:
@@ -141,11 +143,13 @@ def copy_baseline(source: str, work: str, record: Dict) -> None:
         if not osp.isfile(osp.join(source, 'stages', f'{stage}.json')):
             raise SystemExit(f'--baselines-from: {source} has not finished stage {stage}')
     os.makedirs(markers, exist_ok=True)
-    for name in BASELINE_OUTPUTS:
-        dst = osp.join(work, name)
+    for name in BASELINE_OUTPUTS + OPTIONAL_BASELINE_OUTPUTS:
+        src, dst = osp.join(source, name), osp.join(work, name)
+        if name in OPTIONAL_BASELINE_OUTPUTS and not osp.isdir(src):
+            continue
         if osp.isdir(dst):
             shutil.rmtree(dst)  # a partial copy of an interrupted run
-        shutil.copytree(osp.join(source, name), dst)
+        shutil.copytree(src, dst)
     for stage in BASELINE_STAGES:  # the markers last: they say the copy is complete
         shutil.copy(osp.join(source, 'stages', f'{stage}.json'), markers)
 

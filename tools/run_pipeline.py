@@ -275,6 +275,11 @@ class Pipeline:
         self.label = label
         self.cfgs = {name: read_config(path, self.options[name])
                      for name, path in configs.items()}
+        # the initial Q with dCRF (paper sec. 3.3) or without it (a departure, run())
+        self.init_q_crf = self.cfgs['baseline'].get('init_q_crf', True)
+        if not isinstance(self.init_q_crf, bool):
+            raise SystemExit(f'{configs["baseline"]}: init_q_crf must be True or False, got '
+                             f'{self.init_q_crf!r}')
         self.gt_dir = gt_dir
         infer = self.cfgs['sbce'].get('infer_dataset') or \
             self.cfgs['sbce'].pseudo_dataloader.dataset
@@ -417,28 +422,35 @@ class Pipeline:
             log=osp.join(w, 'baseline.log')))
         base_ckpt = self.ckpt('baseline', base_iters)
 
-        # 3. initial Q: baseline CAMs at its background threshold + dCRF, and the baseline's
+        # 3. initial Q: baseline CAMs at its background threshold + dCRF (paper sec. 3.3;
+        #    the baseline config's ``init_q_crf = False``: without dCRF), and the baseline's
         #    pseudo-label quality (no dCRF + threshold sweep, and with dCRF)
         bg = self.bg_threshold = base_cfg.bg_threshold
+        init_crf = self.init_q_crf
+        # the baseline's CAM labels at its threshold with dCRF: the Q, or beside a Q without it
+        crf_labels = osp.join(w, 'q_init' if init_crf else 'pseudo_baseline_crf')
+
+        def export(out, *flags):
+            self.py('tools/gen_pseudo.py', base_path, base_ckpt, '--out', osp.join(w, out),
+                    '--threshold', bg, '--no-progress', *flags, '--cfg-options',
+                    *self.data_options('baseline'), *base_opt)
 
         def initial_q():
             # --save-probs: the maps beside the Q, which SBCEHead(threshold_loss='q_count')
             # reads through LoadQMap(with_thresholds=True)
-            self.py('tools/gen_pseudo.py', base_path, base_ckpt, '--out',
-                    osp.join(w, 'q_init'), '--threshold', bg, '--save-probs', '--no-progress',
-                    '--cfg-options', *self.data_options('baseline'), *base_opt)
-            self.py('tools/gen_pseudo.py', base_path, base_ckpt, '--out',
-                    osp.join(w, 'pseudo_baseline_nocrf'), '--threshold', bg, '--no-crf',
-                    '--save-probs', '--no-progress', '--cfg-options',
-                    *self.data_options('baseline'), *base_opt)
+            export('q_init', '--save-probs', *(() if init_crf else ('--no-crf', )))
+            export('pseudo_baseline_nocrf', '--no-crf', '--save-probs')
+            if not init_crf:
+                export(osp.basename(crf_labels), '--from-maps',
+                       osp.join(w, 'pseudo_baseline_nocrf', 'probs'))
         self.stage('3_initial_q', initial_q)
 
         # the baseline's labels against the training ground truth: without dCRF with a
-        # threshold sweep, its initial Q (+dCRF), and the best threshold with dCRF
+        # threshold sweep, with dCRF at its threshold, and the best threshold with dCRF
         def evaluate_baseline():
             self.eval_dir(osp.join(w, 'pseudo_baseline_nocrf'), osp.join(w, 'eval_baseline'),
                           probs=osp.join(w, 'pseudo_baseline_nocrf', 'probs'))
-            self.eval_dir(osp.join(w, 'q_init'), osp.join(w, 'eval_baseline_crf'))
+            self.eval_dir(crf_labels, osp.join(w, 'eval_baseline_crf'))
             self.best_threshold_crf('baseline', base_ckpt, osp.join(w, 'eval_baseline'),
                                     osp.join(w, 'pseudo_baseline_nocrf', 'probs'),
                                     osp.join(w, 'pseudo_baseline_best_crf'),

@@ -70,8 +70,9 @@ custom_hooks = [
     dict(type='PhaseSwitchHook', schedule=phase_schedule),
     dict(type='QUpdateHook', q_dir=q_dir, dataset={{_base_.infer_dataset}},
          schedule=phase_schedule,
-         pseudo_cfg=pseudo_cfg, init_pseudo_cfg=dict(threshold={{_base_.bg_threshold}},
-                                                     normalize_cam=True),
+         pseudo_cfg=pseudo_cfg,
+         init_pseudo_cfg=dict(threshold={{_base_.bg_threshold}}, normalize_cam=True,
+                              crf=dict(enabled={{_base_.init_q_crf}})),
          init_q_dir=init_q_dir),
 ]
 pseudo_dataloader = dict(dataset={{_base_.infer_dataset}})

@@ -143,9 +143,10 @@ def test_run_member_gives_sbce_options_to_the_sbce_config_only(bench, tmp_path, 
         bench.run_member('demo', 3, other)
 
 
-def _finished_baseline(bench, work, record, stages=('2_baseline', '3_initial_q')):
+def _finished_baseline(bench, work, record, stages=('2_baseline', '3_initial_q'),
+                       outputs=None):
     os.makedirs(osp.join(work, 'stages'))
-    for name in bench.BASELINE_OUTPUTS:
+    for name in bench.BASELINE_OUTPUTS if outputs is None else outputs:
         os.makedirs(osp.join(work, name))
         with open(osp.join(work, name, 'x.txt'), 'w') as f:
             f.write(name)
@@ -169,8 +170,22 @@ def test_baselines_from_copies_the_finished_baseline(bench, tmp_path, monkeypatc
     work = tmp_path / 'work' / 'demo' / 'seed0'
     for name in bench.BASELINE_OUTPUTS:
         assert (work / name / 'x.txt').read_text() == name
+    assert not (work / 'pseudo_baseline_crf').exists()  # the initial Q has the dCRF
     assert sorted(os.listdir(work / 'stages')) == ['2_baseline.json', '3_initial_q.json']
     assert len(calls) == 1  # the pipeline runs, and skips the copied stages itself
+
+    # A baseline whose initial Q is kept without dCRF (init_q_crf = False) has the dCRF'd
+    # labels beside it, which the baseline's +dCRF column is scored on: copied too.
+    record = dict(member='demo', seed=2, pipeline_options=[], sbce_options=[],
+                  baseline_options=['init_q_crf=False'])
+    _finished_baseline(bench, str(source / 'demo' / 'seed2'), record,
+                       outputs=bench.BASELINE_OUTPUTS + bench.OPTIONAL_BASELINE_OUTPUTS)
+    args = _args(bench, tmp_path, '--members', 'demo', '--seeds', '2', '--baselines-from',
+                 str(source), '--baseline-options', 'init_q_crf=False')
+    bench.run_member('demo', 2, args)
+    work = tmp_path / 'work' / 'demo' / 'seed2'
+    for name in bench.BASELINE_OUTPUTS + bench.OPTIONAL_BASELINE_OUTPUTS:
+        assert (work / name / 'x.txt').read_text() == name
 
     # A baseline made with other --pipeline-options is not this run's baseline.
     args = _args(bench, tmp_path, '--members', 'demo', '--baselines-from', str(source),

@@ -423,3 +423,39 @@ def test_irn_config_is_read_from_the_current_directory(tmp_path, load_tool, monk
     irn = [c for c in cmds if c[:2] == ['tools/train.py', osp.join(REPO, IRN)]]
     assert len(irn) == 1
     assert irn[0][irn[0].index('--work-dir') + 1] == str(elsewhere / 'work' / 'irn')
+
+
+def _with_baseline_options(args, *extra):
+    """``args`` with ``extra`` added to its ``--baseline-options``."""
+    at = args.index('--baseline-options') + 1
+    return args[:at] + list(extra) + args[at:]
+
+
+def test_initial_q_without_dcrf(user_data, tmp_path, load_tool, capsys):
+    """``init_q_crf = False`` in the baseline config: the initial Q is the baseline's CAM
+    labels at its threshold without dCRF (maps saved beside it), the baseline's +dCRF
+    column still scores them with dCRF (``pseudo_baseline_crf``), and a value that is not a
+    bool stops the run before anything is trained."""
+    tool = load_tool('run_pipeline')
+    work = tmp_path / 'work'
+    tool.main([*_with_baseline_options(_args(user_data, str(work)), 'init_q_crf=False'),
+               '--baseline-only'])
+    q_init, raw, crf = (work / name for name in ('q_init', 'pseudo_baseline_nocrf',
+                                                  'pseudo_baseline_crf'))
+    pngs = sorted(n for n in os.listdir(raw) if n.endswith('.png'))
+    assert pngs and sorted(n for n in os.listdir(q_init) if n.endswith('.png')) == pngs
+    for name in pngs:  # the Q is the labels without dCRF, file for file
+        assert (q_init / name).read_bytes() == (raw / name).read_bytes()
+    assert sorted(os.listdir(q_init / 'probs')) == [n[:-4] + '.npz' for n in pngs]
+    with open(crf / 'manifest.json') as f:
+        assert json.load(f)['identity']['pseudo_cfg']['crf']['enabled'] is True
+    with open(q_init / 'manifest.json') as f:
+        assert json.load(f)['identity']['pseudo_cfg']['crf']['enabled'] is False
+    # the +dCRF column is the dCRF'd labels' score, not the Q's
+    with open(work / 'eval_baseline_crf.json') as f:
+        assert osp.realpath(json.load(f)['pred_dir']) == osp.realpath(crf)
+
+    with pytest.raises(SystemExit, match='init_q_crf must be True or False, got 1'):
+        tool.main([*_with_baseline_options(_args(user_data, str(tmp_path / 'bad')),
+                                           'init_q_crf=1'), '--baseline-only'])
+    assert not osp.exists(tmp_path / 'bad' / 'baseline')
